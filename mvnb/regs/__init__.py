@@ -1,0 +1,121 @@
+"""x86 register specs and decoded values: the LAPIC, MSRs, control registers and CPUID.
+
+``mvnb.regs.decode("LVT_TIMER", 0x000300ec)`` reads like Figure 10-8 of the Intel SDM
+Vol. 3A (Order Number 253668-068US; the APIC chapter is 10 there and 11 from 2022 on):
+vector 236, masked, periodic. Every built-in register is also a module constant
+(``mvnb.regs.TIMER_CCR``) holding its :class:`RegisterSpec`; specs are YAML files
+(``mvnb/regs/specs/``, format in ``docs/register-specs.md``) and users load their own with
+:func:`load`.
+"""
+
+from __future__ import annotations
+
+from .codec import decode, encode
+from .cpuid import CpuidResult
+from .lapic import LapicSnapshot, parse_info_lapic
+from .registry import get, load, names
+from .spec import CpuidLocation, EnumValue, FieldSpec, Reference, RegisterSpec
+from .value import FieldValue, RegisterValue
+
+__all__ = [
+    "APR",
+    "CPUID_1_ECX",
+    "CPUID_1_EDX",
+    "CPUID_6_EAX",
+    "CPUID_40000000_EAX",
+    "CPUID_40000000_EBX",
+    "CPUID_40000000_ECX",
+    "CPUID_40000000_EDX",
+    "CPUID_40000010_EAX",
+    "CPUID_40000010_EBX",
+    "CPUID_80000007_EDX",
+    "CR0",
+    "CR3",
+    "CR4",
+    "DFR",
+    "EOI",
+    "ESR",
+    "IA32_APIC_BASE",
+    "IA32_EFER",
+    "IA32_TSC_DEADLINE",
+    "ICR",
+    "IRR",
+    "ISR",
+    "LAPIC_ID",
+    "LAPIC_VERSION",
+    "LDR",
+    "LVT_CMCI",
+    "LVT_ERROR",
+    "LVT_LINT0",
+    "LVT_LINT1",
+    "LVT_PERF",
+    "LVT_THERMAL",
+    "LVT_TIMER",
+    "PPR",
+    "RFLAGS",
+    "RRD",
+    "SVR",
+    "TIMER_CCR",
+    "TIMER_DCR",
+    "TIMER_ICR",
+    "TMR",
+    "TPR",
+    "CpuidLocation",
+    "CpuidResult",
+    "EnumValue",
+    "FieldSpec",
+    "FieldValue",
+    "LapicSnapshot",
+    "Reference",
+    "RegisterSpec",
+    "RegisterValue",
+    "decode",
+    "encode",
+    "get",
+    "load",
+    "names",
+    "parse_info_lapic",
+]
+
+LAPIC_ID = get("LAPIC_ID")
+LAPIC_VERSION = get("LAPIC_VERSION")
+TPR = get("TPR")
+APR = get("APR")
+PPR = get("PPR")
+EOI = get("EOI")
+RRD = get("RRD")
+LDR = get("LDR")
+DFR = get("DFR")
+SVR = get("SVR")
+ISR = get("ISR")
+TMR = get("TMR")
+IRR = get("IRR")
+ESR = get("ESR")
+LVT_CMCI = get("LVT_CMCI")
+ICR = get("ICR")
+LVT_TIMER = get("LVT_TIMER")
+LVT_THERMAL = get("LVT_THERMAL")
+LVT_PERF = get("LVT_PERF")
+LVT_LINT0 = get("LVT_LINT0")
+LVT_LINT1 = get("LVT_LINT1")
+LVT_ERROR = get("LVT_ERROR")
+TIMER_ICR = get("TIMER_ICR")
+TIMER_CCR = get("TIMER_CCR")
+TIMER_DCR = get("TIMER_DCR")
+IA32_APIC_BASE = get("IA32_APIC_BASE")
+IA32_TSC_DEADLINE = get("IA32_TSC_DEADLINE")
+IA32_EFER = get("IA32_EFER")
+RFLAGS = get("RFLAGS")
+CR0 = get("CR0")
+CR3 = get("CR3")
+CR4 = get("CR4")
+CPUID_1_EDX = get("CPUID_1_EDX")
+CPUID_1_ECX = get("CPUID_1_ECX")
+CPUID_6_EAX = get("CPUID_6_EAX")
+CPUID_80000007_EDX = get("CPUID_80000007_EDX")
+CPUID_40000000_EAX = get("CPUID_40000000_EAX")
+CPUID_40000000_EBX = get("CPUID_40000000_EBX")
+CPUID_40000000_ECX = get("CPUID_40000000_ECX")
+CPUID_40000000_EDX = get("CPUID_40000000_EDX")
+CPUID_40000010_EAX = get("CPUID_40000010_EAX")
+CPUID_40000010_EBX = get("CPUID_40000010_EBX")

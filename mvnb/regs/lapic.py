@@ -1,0 +1,254 @@
+"""The local APIC as QEMU's monitor shows it: ``info lapic`` parsed into decoded registers.
+
+GDB cannot read the LAPIC page (it is per-CPU device memory), but QEMU's ``info lapic``
+prints every LVT, the timer, SVR, ICR, ESR, ISR/IRR and the priority registers. The format
+is QEMU's ``x86_cpu_dump_local_apic_state`` (target/i386/cpu-dump.c, QEMU 7.2). Register
+layouts: Intel SDM Vol. 3A, Order Number 253668-068US, Chapter 10 (Chapter 11 in editions
+from 2022 on). ``info lapic`` shows neither the APIC ID, the Version nor the TMR (only the
+"(level)" marks of vectors pending or in service), so those are not in a snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Unsupported
+from .registry import get
+from .value import RegisterValue, diff_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SNAPSHOT_REGISTERS", "LapicSnapshot", "parse_info_lapic"]
+
+#: QEMU's LVT labels → mvnb register names.
+QEMU_LVT_NAMES = {
+    "LVT0": "LVT_LINT0",
+    "LVT1": "LVT_LINT1",
+    "LVTPC": "LVT_PERF",
+    "LVTERR": "LVT_ERROR",
+    "LVTTHMR": "LVT_THERMAL",
+    "LVTT": "LVT_TIMER",
+}
+#: Registers a snapshot holds, in display order.
+SNAPSHOT_REGISTERS = (
+    "LVT_TIMER",
+    "TIMER_DCR",
+    "TIMER_ICR",
+    "TIMER_CCR",
+    "LVT_LINT0",
+    "LVT_LINT1",
+    "LVT_PERF",
+    "LVT_THERMAL",
+    "LVT_ERROR",
+    "SVR",
+    "ESR",
+    "ICR",
+    "ISR",
+    "IRR",
+    "TPR",
+    "APR",
+    "PPR",
+    "LDR",
+    "DFR",
+)
+
+_HEX = r"0x([0-9a-fA-F]+)"
+_CPU = re.compile(r"dumping local APIC state for CPU\s+(\d+)")
+_LVT = re.compile(r"^(LVT0|LVT1|LVTPC|LVTERR|LVTTHMR|LVTT)\s+" + _HEX)
+_TIMER = re.compile(
+    r"^Timer\s+DCR=" + _HEX + r" \(divide by (\d+)\) initial_count = (\d+) current_count = (\d+)"
+)
+_SIMPLE = re.compile(r"^(SPIV|ICR|ICR2|ESR)\s+" + _HEX)
+_VECTORS = re.compile(r"^(ISR|IRR)\s+(.*)$")
+_PRIO = re.compile(
+    r"^APR "
+    + _HEX
+    + r" TPR "
+    + _HEX
+    + r" DFR "
+    + _HEX
+    + r" LDR "
+    + _HEX
+    + r"(?:\(cluster \d+: id \d+\))? PPR "
+    + _HEX
+)
+
+
+def parse_info_lapic(text: str) -> dict[str, int]:
+    """Raw register values from QEMU's ``info lapic`` text, keyed by mvnb register name.
+
+    DFR and LDR are rebuilt as a register read returns them (QEMU prints the 4-bit model
+    and the 8-bit logical ID); ISR and IRR become 256-bit values, bit N for vector N.
+    """
+    if "local apic state not available" in text:
+        raise Unsupported(
+            "QEMU reports no local APIC state for this CPU (machine without an APIC, "
+            "or the APIC is disabled in QEMU's configuration)"
+        )
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if m := _LVT.match(line):
+            out[QEMU_LVT_NAMES[m[1]]] = int(m[2], 16)
+        elif m := _TIMER.match(line):
+            out["TIMER_DCR"] = int(m[1], 16)
+            out["TIMER_ICR"] = int(m[3])
+            out["TIMER_CCR"] = int(m[4])
+        elif m := _SIMPLE.match(line):
+            out[m[1]] = int(m[2], 16)
+        elif m := _VECTORS.match(line):
+            out[m[1]] = _vector_bits(m[2])
+        elif m := _PRIO.match(line):
+            apr, tpr, dfr, ldr, ppr = (int(g, 16) for g in m.groups())
+            out.update(APR=apr, TPR=tpr, PPR=ppr, LDR=ldr << 24, DFR=(dfr << 28) | 0x0FFFFFFF)
+    if "SPIV" in out:
+        out["SVR"] = out.pop("SPIV")
+    if "ICR" in out or "ICR2" in out:
+        out["ICR"] = (out.pop("ICR2", 0) << 32) | out.get("ICR", 0)
+    missing = [name for name in SNAPSHOT_REGISTERS if name not in out]
+    if missing:
+        head = "\n".join(text.strip().splitlines()[:4]) or "(empty)"
+        raise ValueError(
+            "not QEMU 'info lapic' output (missing " + ", ".join(missing) + "); it began:\n" + head
+        )
+    return {name: out[name] for name in SNAPSHOT_REGISTERS}
+
+
+def _vector_bits(rest: str) -> int:
+    bits = 0
+    for token in rest.split():
+        if token == "(none)":
+            continue
+        number = token.split("(", 1)[0]
+        if number.isdigit() and int(number) < 256:
+            bits |= 1 << int(number)
+        else:
+            raise ValueError(f"unexpected ISR/IRR entry {token!r} in 'info lapic' output")
+    return bits
+
+
+class LapicSnapshot(Mapping[str, RegisterValue]):
+    """The LAPIC registers of one CPU at one moment, decoded; a mapping name → value.
+
+    ``snap["LVT_TIMER"]["timer_mode"]`` is ``1 (periodic)``; ``snap.to_frame()`` has one
+    row per field; ``snap.diff(later)`` the fields that changed.
+    """
+
+    def __init__(
+        self,
+        registers: Mapping[str, RegisterValue | int],
+        *,
+        cpu: int | None = None,
+        location: Any = None,
+        timestamp: Any = None,
+        text: str | None = None,
+    ) -> None:
+        self._regs: dict[str, RegisterValue] = {}
+        for name, value in registers.items():
+            spec = get(name)
+            self._regs[spec.name] = (
+                value if isinstance(value, RegisterValue) else RegisterValue(spec, value)
+            )
+        self.cpu = cpu
+        self.location = location
+        self.timestamp = timestamp
+        self.text = text
+
+    @classmethod
+    def from_text(cls, text: str, location: Any = None, timestamp: Any = None) -> LapicSnapshot:
+        """Parse QEMU's ``info lapic`` output (``Session.lapic()`` calls this)."""
+        m = _CPU.search(text)
+        return cls(
+            parse_info_lapic(text),
+            cpu=int(m[1]) if m else None,
+            location=location,
+            timestamp=timestamp,
+            text=text,
+        )
+
+    def __getitem__(self, name: str) -> RegisterValue:
+        try:
+            return self._regs[name.upper()]
+        except KeyError:
+            raise KeyError(
+                f"{name!r} is not in the snapshot ('info lapic' shows {', '.join(self._regs)})"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._regs)
+
+    def __len__(self) -> int:
+        return len(self._regs)
+
+    @property
+    def divisor(self) -> int:
+        """The timer's divide-by value (1 … 128) from the DCR."""
+        enum = self["TIMER_DCR"]["divide"].enum
+        assert enum is not None  # every 3-bit value is named
+        return int(enum.removeprefix("div"))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (register, field): raw register value, field value, enum name."""
+        import pandas as pd
+
+        rows = [
+            {
+                "register": name,
+                "field": fname,
+                "raw": reg.hex(),
+                "value": int(fval),
+                "enum": fval.enum,
+            }
+            for name, reg in self._regs.items()
+            for fname, fval in reg.fields.items()
+        ]
+        return pd.DataFrame(rows).set_index(["register", "field"])
+
+    def changes(self, other: LapicSnapshot) -> dict[str, list[str]]:
+        """Register → names of the fields that differ in ``other`` ("(reserved)" too)."""
+        out: dict[str, list[str]] = {}
+        for name, reg in self._regs.items():
+            if name in other._regs and int(other._regs[name]) != int(reg):
+                out[name] = [str(r["field"]) for r in diff_rows(reg, other._regs[name])]
+        return out
+
+    def diff(self, other: LapicSnapshot) -> pd.DataFrame:
+        """Fields that change from this snapshot (before) to ``other`` (after)."""
+        import pandas as pd
+
+        rows = [
+            {"register": name, **row}
+            for name, reg in self._regs.items()
+            if name in other._regs
+            for row in diff_rows(reg, other._regs[name])
+        ]
+        columns = ["register", "field", "before", "after", "before_enum", "after_enum"]
+        return pd.DataFrame(rows, columns=columns).set_index(["register", "field"])
+
+    def __repr__(self) -> str:
+        where = f" at {self.location}" if self.location is not None else ""
+        cpu = f" cpu {self.cpu}" if self.cpu is not None else ""
+        timer = self._regs.get("LVT_TIMER")
+        ccr = self._regs.get("TIMER_CCR")
+        summary = ""
+        if timer is not None and ccr is not None:
+            summary = f": LVT_TIMER={timer.hex()} TIMER_CCR={int(ccr)}"
+        return f"<LapicSnapshot{cpu}{where}{summary}>"
+
+    def __str__(self) -> str:
+        lines = [repr(self)]
+        for name, reg in self._regs.items():
+            fields = ", ".join(f"{n}={v}" for n, v in reg.fields.items())
+            lines.append(f"  {name:<11} {reg.hex():<12} {fields}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self) if not cycle else repr(self))
+
+    def _repr_html_(self) -> str:
+        from ..widgets.html import snapshot_html
+
+        return snapshot_html(self)

@@ -148,7 +148,11 @@ class Jitter:
 
     def _repr_html_(self) -> str:
         caption = f"jitter of {html.escape(self.y)} per {html.escape(self.x)}"
-        return self.describe().to_html(caption=caption, float_format=lambda v: f"{v:.9g}")
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td>{v:.9g}</td></tr>"
+            for k, v in self.describe()["value"].items()
+        )
+        return f"<table><caption>{caption}</caption>{rows}</table>"
 
 
 def jitter(data: Any, x: Any = None, y: Any = None) -> Jitter:

@@ -124,3 +124,13 @@ def test_bad_arguments() -> None:
         clockcalib([1, 2, 3], [1, 2], 10)
     with pytest.raises(ValueError, match="at least one iteration"):
         clockcalib([1], [1], 10)
+
+
+def test_a_down_counter_passed_as_is_is_called_out() -> None:
+    ccr = (0x0FFFFFFF - np.arange(1000) * 1000).astype(np.uint64)
+    r = clockcalib(ccr, np.arange(1000) * 100, 100_000_000)
+    assert any("went backwards" in n for n in r.notes)
+    assert any("incremental update was replayed" in n for n in r.notes)
+    fixed = clockcalib(np.uint64(0xFFFFFFFF) - ccr, np.arange(1000) * 100, 100_000_000)
+    assert not fixed.notes
+    assert fixed.estimate == pytest.approx(1e9)

@@ -73,6 +73,7 @@ class ClockCalibration:
     estimate: float
     dummy_reference: bool
     messages: tuple[str, ...]
+    notes: tuple[str, ...] = ()
     name: str = "clk"
     method: str = "cumulative sums (extended precision)"
     _columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
@@ -124,6 +125,7 @@ class ClockCalibration:
                     "The reference advanced by exactly one per read: it counts reads, not "
                     "time (FreeBSD's dummy timecounter). Any frequency from it is meaningless."
                 )
+        lines += list(self.notes)
         if self.messages:
             lines.append("Kernel messages: " + " | ".join(self.messages))
         return "\n".join(lines)
@@ -163,7 +165,10 @@ def _reference_ticks(tc: np.ndarray, mask: int) -> np.ndarray:
     return np.cumsum((t[1:] - t[:-1]) & m, dtype=np.uint64)
 
 
-def _stats_cumulative(t1: np.ndarray, clk1: np.ndarray) -> dict[str, np.ndarray]:
+_Stats = tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray] | None]
+
+
+def _stats_cumulative(t1: np.ndarray, clk1: np.ndarray) -> _Stats:
     """Running means, population variances and covariance from cumulative sums.
 
     Equal to the kernel's incremental update with weight 1/n up to rounding; summed in
@@ -179,17 +184,17 @@ def _stats_cumulative(t1: np.ndarray, clk1: np.ndarray) -> dict[str, np.ndarray]
     va_t = np.cumsum(x * x) / n - mu_t * mu_t
     va_clk = np.cumsum(y * y) / n - mu_clk * mu_clk
     cva = np.cumsum(x * y) / n - mu_t * mu_clk
-    return {
+    stats = {
         "mu_clk": mu_clk.astype(np.float64),
         "mu_t": mu_t.astype(np.float64),
         "va_clk": np.maximum(va_clk, 0).astype(np.float64),
         "va_t": np.maximum(va_t, 0).astype(np.float64),
         "cva": cva.astype(np.float64),
-        "_ld": (va_t, va_clk, cva),  # type: ignore[dict-item]
     }
+    return stats, (va_t, va_clk, cva)
 
 
-def _stats_exact(t1: np.ndarray, clk1: np.ndarray) -> dict[str, np.ndarray]:
+def _stats_exact(t1: np.ndarray, clk1: np.ndarray) -> _Stats:
     """The kernel's own update, statement for statement, in IEEE double (slow, exact)."""
     size = t1.size
     cols = {k: np.empty(size) for k in ("mu_clk", "mu_t", "va_clk", "va_t", "cva")}
@@ -211,7 +216,7 @@ def _stats_exact(t1: np.ndarray, clk1: np.ndarray) -> dict[str, np.ndarray]:
         cva += (d2 - cva) * inv_n
         cols["mu_clk"][i], cols["mu_t"][i] = mu_clk, mu_t
         cols["va_clk"][i], cols["va_t"][i], cols["cva"][i] = va_clk, va_t, cva
-    return cols
+    return cols, None
 
 
 def clockcalib(
@@ -252,8 +257,16 @@ def clockcalib(
     bail = int(over[0]) if over.size else total  # 0-based iteration that bails
 
     span = bail if bail < total else total  # iterations whose statistics are updated
-    stats = (_stats_exact if exact else _stats_cumulative)(t1[:span], clk1[:span])
-    ld = stats.pop("_ld", None)
+    notes = []
+    if not exact and span and int(clk1[:span].max()) >= 1 << 48:
+        # Cumulative sums of squares lose what the incremental update keeps once clk1 is
+        # this large (a clock that went backwards wraps to near 2**64): replay the loop.
+        exact = True
+        notes.append(
+            f"clk1 reached {int(clk1[:span].max()):,}, beyond what cumulative sums keep "
+            "exactly, so the kernel's own incremental update was replayed."
+        )
+    stats, ld = (_stats_exact if exact else _stats_cumulative)(t1[:span], clk1[:span])
     n = np.arange(1, span + 1, dtype=np.uint64)
     if ld is not None:
         va_t_x, va_clk_x, cva_x = ld
@@ -323,6 +336,18 @@ def clockcalib(
         "estimate": estimate[:rows],
         "uncertainty_ppm": uncertainty[:rows],
     }
+    back = np.flatnonzero(c[1:] < c[:-1])
+    if back.size:
+        notes.append(
+            f"{name} went backwards {back.size} times (first at pair {int(back[0]) + 1}): "
+            "clockcalib needs an up-counter; for the LAPIC pass 0xFFFFFFFF - current count, "
+            "as cb_lapic_getcount does, and keep the timer from reloading."
+        )
+    if freq is not None and freq < 0:
+        notes.append(
+            "The estimate is negative; the kernel converts it to uint64_t, which C leaves "
+            "undefined, so its value would be garbage."
+        )
     return ClockCalibration(
         frequency=freq,
         failed=outcome == "fell back",
@@ -334,6 +359,7 @@ def clockcalib(
         estimate=last_estimate,
         dummy_reference=steps_dummy or (outcome == "fell back" and t_stop == tc_frequency + 1),
         messages=tuple(messages),
+        notes=tuple(notes),
         name=name,
         method="kernel's incremental update (IEEE double)"
         if exact

@@ -281,6 +281,11 @@ def _enum(value: Any, where: str, nbits: int) -> tuple[EnumValue, ...]:
             name, desc = entry.get("name"), _text(entry.get("description"))
         else:
             name, desc = entry, ""
+        if isinstance(name, bool):
+            raise SpecError(
+                f"{where}: enum name for {key:#x} read as {name}: YAML takes on/off/yes/no "
+                "for booleans, so quote the name"
+            )
         if not isinstance(name, str) or not _LOWER_NAME.match(name):
             raise SpecError(f"{where}: enum name {name!r} must be a lower case identifier")
         if any(e.name == name for e in out):

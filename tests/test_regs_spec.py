@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,14 @@ def test_unreadable_and_non_yaml_files(tmp_path):
     bad.write_text("registers: [\n")
     with pytest.raises(SpecError, match="not valid YAML"):
         load(bad)
+
+
+def test_the_documented_example_loads(tmp_path):
+    doc = (Path(__file__).parent.parent / "docs" / "register-specs.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "ioapic.yaml"
+    path.write_text(example)
+    spec = load(path)["IOAPIC_REDIR"]
+    rv = spec.decode(0x10030)
+    assert rv["mask"].enum == "masked" and rv["vector"] == 0x30
+    assert spec.reference.table == "3-4" and "290566" in spec.reference.edition

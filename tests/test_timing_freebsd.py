@@ -134,3 +134,16 @@ def test_a_down_counter_passed_as_is_is_called_out() -> None:
     fixed = clockcalib(np.uint64(0xFFFFFFFF) - ccr, np.arange(1000) * 100, 100_000_000)
     assert not fixed.notes
     assert fixed.estimate == pytest.approx(1e9)
+
+
+def test_a_dummy_reference_can_even_converge_and_is_still_called_out() -> None:
+    # A target that advances exactly 1000 per loop is a perfect line against ++now:
+    # the 1 ppm test passes (n ≈ 72,687) and the "frequency" is cycles per read × 10**6.
+    n = 300_000
+    clk = (np.arange(n) * 1000 + 5).astype(np.uint64)
+    r = clockcalib(clk, dummy_timecounter(n), DUMMY_TC_FREQUENCY)
+    assert r.outcome == "converged" and r.frequency == 1_000_000_000
+    assert r.dummy_reference
+    assert "meaningless" in r.explain()
+    exact = clockcalib(clk, dummy_timecounter(n), DUMMY_TC_FREQUENCY, exact=True)
+    assert (exact.n, exact.frequency) == (r.n, r.frequency)

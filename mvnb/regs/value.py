@@ -139,7 +139,7 @@ class RegisterValue:
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((self.spec.name, self.raw))
+        return hash(self.raw)  # equal to its raw int, so it must hash like it
 
     def replace(self, **changes: int | str) -> RegisterValue:
         """A copy with the named fields changed (ints or enum names)."""

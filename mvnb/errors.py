@@ -1,0 +1,107 @@
+"""Every error mvnb raises, rooted at :class:`mvnb.Error`.
+
+Each says what happened and what to do next; each carries its data as attributes so a
+notebook can act on it (``FaultError.address``, ``TargetExited.serial_tail``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Error",
+    "FaultError",
+    "GdbError",
+    "GuestError",
+    "MIProtocolError",
+    "MissingTool",
+    "SessionClosed",
+    "SpecError",
+    "TargetExited",
+    "TargetTimeout",
+    "Unsupported",
+]
+
+
+class Error(Exception):
+    """The root of every mvnb error."""
+
+
+class GdbError(Error):
+    """GDB refused a command: carries GDB's own message and the command that was sent."""
+
+    def __init__(self, message: str, command: str) -> None:
+        super().__init__(f"{message}\n  (gdb command: {command})")
+        self.message = message
+        self.command = command
+
+
+class TargetTimeout(Error, TimeoutError):
+    """The target did not stop in time; it was interrupted and the session is usable."""
+
+    def __init__(self, message: str, stop: object | None = None) -> None:
+        super().__init__(message)
+        self.stop = stop
+
+
+class SessionClosed(Error):
+    """GDB went away; carries the tail of its standard error."""
+
+    def __init__(self, message: str, stderr_tail: str = "") -> None:
+        text = message
+        if stderr_tail:
+            text += f"\n--- gdb stderr (tail) ---\n{stderr_tail}"
+        super().__init__(text)
+        self.stderr_tail = stderr_tail
+
+
+class TargetExited(Error):
+    """The guest or QEMU went away; carries the exit status, the serial tail and QEMU's log."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        serial_tail: str = "",
+        stderr: str = "",
+        qemu_log: str = "",
+    ) -> None:
+        parts = [message]
+        if stderr.strip():
+            parts.append(f"--- qemu stderr ---\n{stderr.rstrip()}")
+        if qemu_log.strip():
+            parts.append(f"--- qemu log (-d guest_errors,cpu_reset) ---\n{qemu_log.rstrip()}")
+        if serial_tail.strip():
+            parts.append(f"--- serial console (tail) ---\n{serial_tail.rstrip()}")
+        super().__init__("\n".join(parts))
+        self.status = status
+        self.serial_tail = serial_tail
+        self.stderr = stderr
+        self.qemu_log = qemu_log
+
+
+class FaultError(Error):
+    """Memory at ``address`` could not be read or written."""
+
+    def __init__(self, message: str, address: int) -> None:
+        super().__init__(message)
+        self.address = address
+
+
+class Unsupported(Error):
+    """The stub or target cannot do this (no QEMU monitor, no watchpoints, ...)."""
+
+
+class MissingTool(Error):
+    """A program mvnb needs is not installed; the message names the package to install."""
+
+
+class GuestError(Error):
+    """A guest kernel could not be fetched, found or checked."""
+
+
+class MIProtocolError(Error):
+    """GDB printed something that is not GDB/MI output."""
+
+
+class SpecError(Error, ValueError):
+    """A register spec file is malformed; the message names the file and the register."""

@@ -1,0 +1,303 @@
+"""``Qemu``: a guest under QEMU (TCG), paused at reset, with a private gdb stub.
+
+The stub's socket is made here, bound and listening before QEMU starts, and handed to QEMU
+as a file descriptor (``-chardev socket,fd=N``): nothing to wait for, no port race, and it
+never listens on all interfaces (QEMU's ``-s`` does; shared/facts/gdb-mi-qemu.md). The
+default is a unix socket in a private 0700 directory; ``gdb="tcp"`` binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from . import _proc
+from .errors import Error, TargetExited, TargetTimeout
+from .guests import Guest
+from .session import Session
+
+__all__ = ["Qemu"]
+
+_MACHINES = {"microvm", "pc", "q35"}
+
+
+class Qemu:
+    """A QEMU x86_64 guest started paused at reset; a context manager.
+
+    >>> with mvnb.Qemu(mvnb.guests.debian_cloud()) as vm:
+    ...     s = vm.session()
+    """
+
+    def __init__(
+        self,
+        guest: Guest,
+        machine: str = "microvm",
+        memory: str = "512M",
+        cpus: int = 1,
+        icount: int | None = None,
+        gdb: Literal["unix", "tcp"] = "unix",
+        extra_args: Sequence[str] = (),
+        *,
+        qemu: str = "qemu-system-x86_64",
+        start: bool = True,
+    ) -> None:
+        if machine.split(",")[0] not in _MACHINES:
+            raise ValueError(f"machine must be one of {sorted(_MACHINES)}, not {machine!r}")
+        if gdb not in ("unix", "tcp"):
+            raise ValueError(f"gdb must be 'unix' or 'tcp', not {gdb!r}")
+        if icount is not None and not 0 <= int(icount) <= 10:
+            raise ValueError(f"icount is a shift between 0 and 10 (2^N ns per instruction), "
+                             f"not {icount!r}")
+        self.guest = guest
+        self.machine = machine
+        self.memory = memory
+        self.cpus = int(cpus)
+        self.icount = icount
+        self.gdb = gdb
+        self.extra_args = tuple(extra_args)
+        self.qemu = qemu
+        self.process: subprocess.Popen[bytes] | None = None
+        self.gdb_address: str = ""
+        self._session: Session | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._finalizer: weakref.finalize[..., Qemu] | None = None
+        if start:
+            self.start()
+
+    # -- files --------------------------------------------------------------------------
+
+    @property
+    def workdir(self) -> Path:
+        if self._dir is None:
+            raise Error("this VM has not been started")
+        return Path(self._dir.name)
+
+    @property
+    def serial_path(self) -> Path:
+        return self.workdir / "serial.log"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "qemu.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.workdir / "qemu.stderr"
+
+    # -- starting -----------------------------------------------------------------------
+
+    def argv(self, gdb_fd: int) -> list[str]:
+        """QEMU's command line, with the stub on the listening socket ``gdb_fd``."""
+        machine = self.machine
+        argv = [
+            _proc.require(self.qemu),
+            "-machine", machine,
+            "-accel", "tcg",
+            "-m", self.memory,
+            "-smp", str(self.cpus),
+            "-display", "none",
+            "-monitor", "none",
+            "-parallel", "none",
+            "-nic", "none",
+            "-no-reboot",
+            "-S",
+            "-kernel", str(self.guest.kernel),
+            "-append", self.guest.full_cmdline,
+            "-serial", f"file:{self.serial_path}",
+            "-d", "guest_errors,cpu_reset",
+            "-D", str(self.log_path),
+            "-chardev", f"socket,id=mvnbgdb,fd={gdb_fd},server=on,wait=off",
+            "-gdb", "chardev:mvnbgdb",
+        ]
+        if not machine.startswith("microvm"):
+            argv += ["-vga", "none"]
+        if self.icount is not None:
+            argv += ["-icount", f"shift={int(self.icount)},sleep=off"]
+        return argv + list(self.extra_args)
+
+    def start(self) -> None:
+        """Start QEMU paused at reset (``-S``), its stub listening privately."""
+        if self.process is not None:
+            raise Error("this VM is already started")
+        self._dir = tempfile.TemporaryDirectory(prefix="mvnb-qemu-")
+        os.chmod(self._dir.name, 0o700)
+        if self.gdb == "unix":
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            path = str(self.workdir / "gdb.socket")
+            listener.bind(path)
+            self.gdb_address = path
+        else:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.bind(("127.0.0.1", 0))
+            self.gdb_address = f"127.0.0.1:{listener.getsockname()[1]}"
+        listener.listen(1)
+        try:
+            argv = self.argv(listener.fileno())
+            with open(self.stderr_path, "wb") as stderr:
+                self.process = _proc.spawn(argv, stdin=subprocess.DEVNULL, stdout=stderr,
+                                           stderr=stderr, pass_fds=[listener.fileno()])
+        finally:
+            listener.close()
+        self._finalizer = weakref.finalize(self, _stop, self.process, self._dir)
+        self.argv_used = argv
+
+    # -- the session ----------------------------------------------------------------------
+
+    def session(self, *, timeout: float = 120.0) -> Session:
+        """The VM's GDB session, connected, with the guest's symbols (one per VM)."""
+        if self._session is not None and not self._session.closed:
+            return self._session
+        self._check_alive()
+        session = Session(owner=self, timeout=timeout)
+        try:
+            if self.guest.symbols is not None:
+                session.load_symbols(self.guest.symbols, timeout=timeout)
+            session._attach(self.gdb_address, timeout)
+        except BaseException:
+            session.close()
+            self._check_alive()
+            raise
+        self._session = session
+        return session
+
+    # -- the console --------------------------------------------------------------------
+
+    def serial(self) -> str:
+        """Everything the guest printed on its serial console so far."""
+        try:
+            return self.serial_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_serial(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        """Wait for a line matching ``pattern`` (a regex) on the serial console.
+
+        The console is a file QEMU appends to; this blocks on the file growing (inotify
+        where available) rather than sleeping a fixed time.
+        """
+        regex = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        with _FileWatch(self.serial_path) as watch:
+            while True:
+                match = regex.search(self.serial())
+                if match:
+                    return match
+                if self.poll() is not None:
+                    raise self.exited_error(f"QEMU exited before the console showed {pattern!r}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TargetTimeout(f"the serial console did not show {pattern!r} within "
+                                        f"{timeout} s (is the guest running? call cont())")
+                watch.wait(min(left, 1.0))
+
+    # -- ending -------------------------------------------------------------------------
+
+    def poll(self) -> int | None:
+        """QEMU's exit status, or None while it runs."""
+        return None if self.process is None else self.process.poll()
+
+    def exited_error(self, message: str | None = None) -> TargetExited:
+        """A TargetExited carrying QEMU's status, stderr, log and the serial tail."""
+        status = None
+        if self.process is not None:
+            try:
+                status = self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                status = None
+        serial = "\n".join(self.serial().splitlines()[-25:])
+        return TargetExited(
+            message or f"QEMU went away (exit status {status})",
+            status=status,
+            serial_tail=serial,
+            stderr=_read(self.stderr_path),
+            qemu_log="\n".join(_read(self.log_path).splitlines()[-25:]),
+        )
+
+    def _check_alive(self) -> None:
+        if self.poll() is not None:
+            raise self.exited_error(f"QEMU exited at start (status {self.poll()}); "
+                                    "check the kernel and the options below")
+
+    def close(self) -> None:
+        """End GDB and QEMU and remove the private directory. Idempotent."""
+        if self._session is not None:
+            self._session.close()
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __enter__(self) -> Qemu:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "not started" if self.process is None else (
+            "running" if self.poll() is None else f"exited {self.poll()}")
+        return f"<mvnb.Qemu {self.guest.name} {self.machine} {state} gdb={self.gdb_address}>"
+
+
+def _stop(process: subprocess.Popen[bytes], directory: tempfile.TemporaryDirectory[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    shutil.rmtree(directory.name, ignore_errors=True)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+class _FileWatch:
+    """Block until a file is modified (inotify), or a timeout; no fixed sleeps."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> _FileWatch:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd >= 0:
+            in_modify = 0x2
+            if libc.inotify_add_watch(fd, str(self.path).encode(), in_modify) < 0:
+                os.close(fd)
+                fd = -1
+        self.fd = fd
+        return self
+
+    def wait(self, timeout: float) -> None:
+        import select
+
+        if self.fd < 0:  # no inotify: wake on the timeout (bounded by the caller to 1 s)
+            select.select([], [], [], timeout)
+            return
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if ready:
+            try:
+                os.read(self.fd, 65536)
+            except BlockingIOError:
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)

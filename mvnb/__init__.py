@@ -7,6 +7,7 @@ as pandas frames, and notebooks that publish. ``%load_ext mvnb`` adds the ``%gdb
 from __future__ import annotations
 
 from . import guests
+from .boot import boot_to
 from .breakpoints import Breakpoint
 from .errors import (
     Error,
@@ -44,6 +45,7 @@ __all__ = [
     "TargetTimeout",
     "Unsupported",
     "Value",
+    "boot_to",
     "current",
     "guests",
     "load_ipython_extension",

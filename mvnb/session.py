@@ -33,6 +33,8 @@ from .errors import (
     Unsupported,
 )
 from .mi import AsyncRecord, ResultRecord, Transport, quote
+from .probes import ProbesMixin
+from .sampling import SamplingMixin
 from .stop import Frame, Stop
 from .value import Value
 
@@ -59,7 +61,7 @@ class Capabilities:
                 f"watchpoints={self.watchpoints})")
 
 
-class Session:
+class Session(ProbesMixin, SamplingMixin):
     """A GDB process attached to one target. Create with ``Session.connect`` or ``vm.session()``.
 
     The session is a context manager; ``close()`` ends GDB (the target is left as it is:
@@ -73,6 +75,7 @@ class Session:
         self._workdir = tempfile.TemporaryDirectory(prefix="mvnb-gdb-")
         os.chmod(self._workdir.name, 0o700)
         self._breakpoints: dict[int, Breakpoint] = {}
+        self._known: dict[int, Breakpoint] = {}  # also deleted ones: a temporary one's stop
         self._bp_lock = threading.Lock()
         self._register_names: list[str] | None = None
         self.capabilities = Capabilities(qemu=False)
@@ -302,7 +305,7 @@ class Session:
             if number is None and isinstance(payload.get(key), dict):
                 number = payload[key].get("number")
         with self._bp_lock:
-            bp = self._breakpoints.get(int(number)) if number is not None else None
+            bp = self._known.get(int(number)) if number is not None else None
         frame = payload.get("frame")
         thread = payload.get("thread-id")
         exit_code = payload.get("exit-code")
@@ -356,6 +359,7 @@ class Session:
         bp = Breakpoint(self, info, location)
         with self._bp_lock:
             self._breakpoints[bp.number] = bp
+            self._known[bp.number] = bp
         return bp
 
     def _forget_breakpoint(self, number: int) -> None:

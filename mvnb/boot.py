@@ -1,18 +1,26 @@
 """Boot a guest to a location, past a Linux TSC calibration that failed.
 
 Debian's 6.1 kernel on QEMU ``microvm`` under TCG calibrates its TSC against the PIT
-(``quick_pit_calibrate``). On a host that preempts the vCPU thread the check fails now and
-then ("tsc: Unable to calibrate against PIT"; microvm offers no HPET or PM timer to fall
-back on), the TSC is marked unstable, and the kernel then waits in
-``calibrate_delay_converge`` for a jiffies tick that the PIT does not deliver at that point
-of the microvm boot: it never reaches the LAPIC calibration. Seen in about half of the boots
-on a 2-core machine (2026-11). ``boot_to`` stops at ``calibrate_delay_converge`` when that
-happens, says so, and boots again.
+(``quick_pit_calibrate``, arch/x86/kernel/tsc.c). The check needs each PIT read to take a
+few microseconds of host time; on a busy host it fails now and then ("tsc: Unable to
+calibrate against PIT"; microvm offers no HPET or PM timer to fall back on), the TSC is
+marked unstable, and the kernel then waits in ``calibrate_delay_converge`` for a jiffies
+tick that the PIT does not deliver at that point of a microvm boot: it never reaches the
+LAPIC calibration. Seen in about half of the boots on a 2-core machine, and in nearly all
+of them while other guests ran (2026-11).
+
+``boot_to`` stops at ``calibrate_delay_converge`` when that happens and boots again. The
+next boot passes ``tsc_early_khz=<host TSC kHz>`` when the host's TSC frequency is known
+(under TCG the guest's TSC is the host's, ``cpu_get_host_ticks``), which skips only the
+TSC measurement; the LAPIC calibration still runs as before, against that TSC.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 from .errors import GdbError, TargetTimeout
@@ -21,21 +29,44 @@ from .qemu import Qemu
 from .session import Session
 from .stop import Stop
 
-__all__ = ["TSC_CALIBRATION_FAILED", "boot_to"]
+__all__ = ["TSC_CALIBRATION_FAILED", "boot_to", "host_tsc_khz"]
 
 #: Where a Linux guest waits for ever once its TSC calibration failed on microvm.
 TSC_CALIBRATION_FAILED = "calibrate_delay_converge"
 
 
-def boot_to(guest: Guest, location: str, *, attempts: int = 8, timeout: float = 60.0,
-            sentinel: str | None = TSC_CALIBRATION_FAILED,
+def host_tsc_khz(cpuinfo: str | None = None) -> int | None:
+    """The host's TSC frequency in kHz, when the host kernel knows it (``tsc_known_freq``).
+
+    Read from /proc/cpuinfo: with ``constant_tsc`` and ``tsc_known_freq`` its "cpu MHz" is
+    the TSC frequency. None on other hosts.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    first = cpuinfo.split("\n\n", 1)[0]
+    flags = re.search(r"^flags\s*:(.*)$", first, re.M)
+    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", first, re.M)
+    if not flags or not mhz:
+        return None
+    if not {"constant_tsc", "tsc_known_freq"} <= set(flags.group(1).split()):
+        return None
+    return round(float(mhz.group(1)) * 1000)
+
+
+def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 60.0,
+            sentinel: str | None = TSC_CALIBRATION_FAILED, tsc_fallback: bool = True,
             **qemu_args: Any) -> tuple[Qemu, Session, Stop]:
     """Start ``guest`` under QEMU and run to a hardware breakpoint at ``location``.
 
     Returns the running ``Qemu`` (close it, or use it as a context manager), its session
     and the Stop. If the guest reaches ``sentinel`` first (a failed Linux TSC calibration,
     see the module docstring), the VM is closed and booted again, up to ``attempts`` times;
-    ``sentinel=None`` turns that off. The breakpoint at ``location`` is left in place.
+    ``sentinel=None`` turns that off. After a failed boot, ``tsc_fallback`` adds
+    ``tsc_early_khz=`` with the host's TSC frequency (see the module docstring) to the next
+    boot's command line. The breakpoint at ``location`` is left in place.
     """
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
@@ -54,7 +85,13 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 8, timeout: float = 
                 serial = [line for line in vm.serial().splitlines() if "tsc:" in line]
                 last = TargetTimeout(f"boot {attempt}: the guest stopped in {sentinel} "
                                      f"({'; '.join(s.strip() for s in serial[-3:])})")
-                warnings.warn(f"{last}; booting again", RuntimeWarning, stacklevel=2)
+                khz = host_tsc_khz() if tsc_fallback else None
+                again = "booting again"
+                if khz and "tsc_early_khz=" not in guest.cmdline:
+                    guest = dataclasses.replace(guest,
+                                                cmdline=f"{guest.cmdline} tsc_early_khz={khz}")
+                    again += f" with tsc_early_khz={khz} (the host's TSC)"
+                warnings.warn(f"{last}; {again}", RuntimeWarning, stacklevel=2)
                 vm.close()
                 continue
             if guard is not None and not guard.deleted:

@@ -26,7 +26,7 @@ from typing import IO
 
 from .errors import GuestError, MissingTool
 
-__all__ = ["Guest", "cache_dir", "debian_cloud"]
+__all__ = ["Guest", "cache_dir", "debian_cloud", "kernel_hz"]
 
 _META_PACKAGE = "linux-image-cloud-amd64"
 _APT_LISTS = Path("/var/lib/apt/lists")
@@ -83,6 +83,15 @@ class Guest:
         if self.nokaslr and "nokaslr" not in words:
             words.append("nokaslr")
         return " ".join(words)
+
+
+def kernel_hz(guest: Guest) -> int | None:
+    """CONFIG_HZ of a Linux guest, from the ``config-<release>`` file beside its kernel."""
+    for config in guest.kernel.parent.glob("config-*"):
+        match = re.search(r"^CONFIG_HZ=(\d+)$", config.read_text(errors="replace"), re.M)
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def cache_dir() -> Path:

@@ -490,8 +490,10 @@ class Session(ProbesMixin, SamplingMixin):
             frame = Frame.from_mi(raw, by_level.get(int(raw.get("level", 0)), []))
             rows.append({"level": frame.level, "function": frame.function, "file": frame.file,
                          "line": frame.line, "address": frame.address, "args": frame.args})
-        return pd.DataFrame(rows, columns=["level", "function", "file", "line", "address",
-                                           "args"])
+        frame = pd.DataFrame(rows, columns=["level", "function", "file", "line", "address",
+                                            "args"])
+        frame = frame.astype({"function": object, "file": object, "line": "Int64"})
+        return frame.replace({float("nan"): None})
 
     def frame(self) -> Frame:
         """The selected frame (where the target stopped, unless another was selected)."""

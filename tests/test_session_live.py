@@ -123,6 +123,10 @@ def test_run_control(calibrating):
     assert stop.reason == "breakpoint-hit" and stop.frame.function == "lapic_cal_handler"
     assert s.eval("lapic_cal_loops") == 0
     assert stop.breakpoint.hits == 2
+    s.finish(timeout=30)
+    stop = s.until("lapic_cal_handler", timeout=30)
+    assert stop.frame.function == "lapic_cal_handler"
+    assert s.eval("lapic_cal_loops") == 1
 
 
 def test_watchpoint_triggers(calibrating):
@@ -213,6 +217,35 @@ def test_connect_to_an_existing_stub_by_socket_path(guest):
             bp = s.hbreak("start_kernel")
             stop = s.cont(timeout=60)
             assert stop.breakpoint is bp and stop.frame.function == "start_kernel"
+
+
+def test_symbol_offset_relocates(guest):
+    with mvnb.Qemu(guest) as vm:
+        with mvnb.Session.connect(vm.gdb_address, symbols=guest.symbols) as s:
+            at = int(s.eval("&jiffies"))
+        with mvnb.Session.connect(vm.gdb_address, symbols=guest.symbols,
+                                  symbol_offset=0x200000) as s:
+            assert int(s.eval("&jiffies")) == at + 0x200000
+
+
+def test_wait_serial(guest):
+    with mvnb.Qemu(guest) as vm:
+        with pytest.raises(mvnb.TargetTimeout, match="did not show"):
+            vm.wait_serial("Linux version", timeout=0.5)  # paused at reset: nothing printed
+        s = vm.session()
+        s.hbreak("start_kernel")
+        s.cont(timeout=60)
+        s.break_at("__x64_sys_reboot")  # never hit: the guest runs on while we wait
+        stops = []
+        runner = threading.Thread(target=lambda: stops.append(s.cont(timeout=60)))
+        runner.start()
+        try:
+            match = vm.wait_serial(r"Linux version (\S+)", timeout=30)
+            assert match.group(1) in guest.name
+        finally:
+            s.interrupt()  # from this thread, while the runner waits in cont()
+            runner.join(30)
+        assert stops and stops[0].signal == "SIGINT"
 
 
 def test_qemu_killed_mid_session_raises_target_exited_with_serial_tail(boot):

@@ -208,8 +208,7 @@ def _fetch(root: Path, abi: str, *, progress: bool) -> Guest:
     packages = [f"linux-image-{release}", f"linux-image-{release}-dbg"]
     with tempfile.TemporaryDirectory(prefix="mvnb-apt-", dir=root) as tmp:
         os.chmod(tmp, 0o755)  # lets apt's _apt user write there: no "unsandboxed" warning
-        _say(progress, f"Downloading {', '.join(packages)} with apt-get download ...")
-        result = _run(["apt-get", "download", *packages], cwd=tmp)
+        result = _download(packages, Path(tmp), progress=progress)
         if result.returncode != 0:
             raise GuestError(
                 f"apt-get download {' '.join(packages)} failed; check that apt can reach "
@@ -233,9 +232,31 @@ def _fetch(root: Path, abi: str, *, progress: bool) -> Guest:
     return guest
 
 
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
+def _download(packages: list[str], directory: Path, *,
+              progress: bool) -> subprocess.CompletedProcess[str]:
+    """``apt-get download`` with a progress bar over the packages' sizes (from apt-cache)."""
+    from tqdm.auto import tqdm
+
+    _run(["apt-get", "--version"])  # MissingTool when there is no apt
+    show = _run(["apt-cache", "show", "--no-all-versions", *packages]).stdout
+    total = sum(int(size) for size in re.findall(r"^Size:\s*(\d+)", show, re.M)) or None
+    argv = ["apt-get", "download", *packages]
+    proc = subprocess.Popen(argv, cwd=directory, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+    def size() -> int:
+        return sum(p.stat().st_size for p in directory.rglob("*.deb*") if p.is_file())
+
+    with tqdm(total=total, unit="B", unit_scale=True, desc="apt-get download",
+              disable=not progress) as bar:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.5)  # wakes on exit; else a bar update
+                break
+            except subprocess.TimeoutExpired:
+                bar.update(size() - bar.n)
+        bar.update(size() - bar.n)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _ar_members(f: IO[bytes]) -> Iterator[tuple[str, int, int]]:

@@ -2,8 +2,8 @@
 
 ``qemu_info_lapic`` below re-implements QEMU's printf formats
 (x86_cpu_dump_local_apic_state in target/i386/cpu-dump.c) so hypothesis can check the
-parser on any register state; the recorded text in tests/data holds the lines seen on a
-Linux 6.1 guest (shared/facts/x86-apic.md) with the rest in QEMU's format.
+parser on any register state; the recorded text in tests/data is a capture from a live
+Linux 6.1 guest at its first ``lapic_cal_handler`` hit (tests/data/README.md).
 """
 
 from __future__ import annotations
@@ -130,13 +130,14 @@ def test_recorded_text():
     assert timer["timer_mode"].enum == "periodic"
     assert snap["lvt_timer"] is timer
     assert snap["TIMER_DCR"]["divide"].enum == "div16" and snap.divisor == 16
-    assert int(snap["TIMER_ICR"]) == 268435455 and int(snap["TIMER_CCR"]) == 268173731
+    assert int(snap["TIMER_ICR"]) == 268435455 and int(snap["TIMER_CCR"]) == 268178792
     assert snap["SVR"]["apic_enabled"].enum == "enabled" and snap["SVR"]["vector"] == 255
     assert snap["LVT_LINT0"]["delivery_mode"].enum == "extint"
     assert snap["LVT_LINT1"]["delivery_mode"].enum == "nmi"
     assert snap["DFR"]["model"].enum == "flat" and snap["LDR"]["logical_apic_id"] == 1
-    assert snap["IRR"]["vectors"] == 1 << 236 and snap["ISR"]["vectors"] == 0
-    assert snap["ICR"]["vector"] == 0xFD and snap["ICR"]["destination"] == 1
+    assert snap["IRR"]["vectors"] == 0 and snap["ISR"]["vectors"] == 0
+    assert snap["ICR"]["vector"] == 0 and snap["ICR"]["destination"] == 0
+    assert snap["LVT_PERF"]["mask"].enum == "masked" and snap["TPR"]["priority_class"] == 1
     with pytest.raises(KeyError, match="LAPIC_ID"):
         snap["LAPIC_ID"]
 
@@ -145,17 +146,17 @@ def test_to_frame_diff_and_html():
     text = DATA.read_text()
     first = LapicSnapshot.from_text(text, location="hit 1")
     later = LapicSnapshot.from_text(
-        text.replace("current_count = 268173731", "current_count = 267930474").replace(
+        text.replace("current_count = 268178792", "current_count = 267930474").replace(
             "0x000300ec", "0x000200ec"
         ),
         location="hit 2",
     )
     frame = first.to_frame()
     assert frame.loc[("LVT_TIMER", "timer_mode"), "enum"] == "periodic"
-    assert frame.loc[("TIMER_CCR", "current_count"), "value"] == 268173731
+    assert frame.loc[("TIMER_CCR", "current_count"), "value"] == 268178792
     diff = first.diff(later)
     assert list(diff.index) == [("LVT_TIMER", "mask"), ("TIMER_CCR", "current_count")]
-    assert diff.loc[("TIMER_CCR", "current_count"), "before"] == 268173731
+    assert diff.loc[("TIMER_CCR", "current_count"), "before"] == 268178792
     assert diff.loc[("TIMER_CCR", "current_count"), "after"] == 267930474
     assert diff.loc[("LVT_TIMER", "mask"), "after_enum"] == "not_masked"
     assert first.diff(first).empty

@@ -135,18 +135,22 @@ class Collector(gdb.Breakpoint):
     """A breakpoint that records expressions at every hit and lets the target run on.
 
     Used by ``Session.sample``: reading inside ``stop()`` costs a few microseconds where a
-    stop + MI round trip costs a millisecond. The last hit (``count`` reached) stops.
+    stop + MI round trip costs a millisecond. The hit that reaches ``count`` stops; with
+    ``stop_every`` every hit stops (mvnb's MI loop then adds columns GDB's Python cannot
+    read inside ``stop()``, such as an ``rdtsc`` executed in the guest).
     """
 
-    def __init__(self, spec, exprs, count, hardware):
+    def __init__(self, spec, exprs, count, hardware, stop_every=False):
         kind = gdb.BP_HARDWARE_BREAKPOINT if hardware else gdb.BP_BREAKPOINT
         super().__init__(spec, type=kind, internal=False)
         self.exprs = list(exprs)
         self.count = count
+        self.stop_every = bool(stop_every)
+        self.hits = 0
         self.rows = []
         self.errors = []
 
-    def stop(self):
+    def record(self):
         row = [time.monotonic_ns()]
         for expr in self.exprs:
             try:
@@ -155,14 +159,21 @@ class Collector(gdb.Breakpoint):
                 row.append(None)
                 self.errors.append(str(error))
         self.rows.append(row)
-        return self.count is not None and len(self.rows) >= self.count
+        self.hits += 1
+
+    def stop(self):
+        self.record()
+        return self.stop_every or (self.count is not None and self.hits >= self.count)
 
 
 COLLECTORS = {}
 
 
 class CollectStartCommand(gdb.MICommand):
-    """-mvnb-collect-start JSON{location, exprs, count, hardware}: arm a Collector."""
+    """-mvnb-collect-start JSON{location, exprs, count, hardware, stop_every}: arm one.
+
+    Answers the breakpoint number and its address (0 when GDB gives several or none).
+    """
 
     def __init__(self):
         super().__init__("-mvnb-collect-start")
@@ -171,11 +182,20 @@ class CollectStartCommand(gdb.MICommand):
         spec = json.loads(argv[0])
         try:
             collector = Collector(spec["location"], spec["exprs"], spec.get("count"),
-                                  spec.get("hardware", True))
+                                  spec.get("hardware", True), spec.get("stop_every", False))
         except gdb.error as error:
             raise gdb.GdbError(str(error)) from None
         COLLECTORS[collector.number] = collector
-        return {"number": str(collector.number)}
+        locations = collector.locations
+        address = locations[0].address if len(locations) == 1 else 0
+        return {"number": str(collector.number), "address": str(address or 0)}
+
+
+def _collector(number):
+    collector = COLLECTORS.get(int(number))
+    if collector is None:
+        raise gdb.GdbError(f"no mvnb collector {number}")
+    return collector
 
 
 class CollectFetchCommand(gdb.MICommand):
@@ -185,15 +205,28 @@ class CollectFetchCommand(gdb.MICommand):
         super().__init__("-mvnb-collect-fetch")
 
     def invoke(self, argv):
-        collector = COLLECTORS.get(int(argv[0]))
-        if collector is None:
-            raise gdb.GdbError(f"no mvnb collector {argv[0]}")
+        collector = _collector(argv[0])
         rows, collector.rows = collector.rows, []
         errors, collector.errors = collector.errors[:10], []
         if len(argv) > 1 and argv[1] == "delete":
             COLLECTORS.pop(collector.number, None)
             collector.delete()
-        return {"json": json.dumps({"rows": rows, "errors": errors})}
+        return {"json": json.dumps({"rows": rows, "errors": errors, "hits": collector.hits})}
+
+
+class CollectControlCommand(gdb.MICommand):
+    """-mvnb-collect-control NUMBER record: take a row now (the target sits at the location)."""
+
+    def __init__(self):
+        super().__init__("-mvnb-collect-control")
+
+    def invoke(self, argv):
+        collector = _collector(argv[0])
+        if argv[1] == "record":
+            collector.record()
+        else:
+            raise gdb.GdbError(f"unknown collector action {argv[1]!r}")
+        return {"hits": str(collector.hits)}
 
 
 EvalCommand()
@@ -201,3 +234,4 @@ EvalManyCommand()
 ReadManyCommand()
 CollectStartCommand()
 CollectFetchCommand()
+CollectControlCommand()

@@ -1,0 +1,106 @@
+"""Record the sample sets in data/ from the Linux microvm guest, and their README.
+
+    .venv/bin/python data/record.py [--only NAME ...]
+
+Each set is a CSV written by ``Session.sample(..., path=)`` as the rows arrive, a
+``NAME.attrs.json`` with the frame's attrs (method, provenance), and one README line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+import mvnb
+from mvnb.timing.tsc import TSC
+
+HERE = Path(__file__).parent
+ICOUNT_SHIFT = 0
+LAPIC_COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.regs.TIMER_CCR,
+                 "icr": mvnb.regs.TIMER_ICR, "dcr": mvnb.regs.TIMER_DCR, "tsc": TSC,
+                 "jiffies": "jiffies"}
+
+
+def lapic_cal(guest: mvnb.Guest, path: Path, **qemu_args: object) -> pd.DataFrame:
+    """The 27 ``lapic_cal_handler`` calls of Linux's calibrate_APIC_clock
+    (arch/x86/kernel/apic/apic.c), LAPIC timer, TSC and jiffies at each."""
+    vm, s, _ = mvnb.boot_to(guest, "lapic_cal_handler", attempts=20, **qemu_args)
+    with vm:
+        return s.sample("lapic_cal_handler", LAPIC_COLUMNS, count=27, timeout=120, path=path)
+
+
+def jiffies_periodic(guest: mvnb.Guest, path: Path) -> pd.DataFrame:
+    """jiffies and the LAPIC current count every 50 ms of host time for 30 s, from the
+    LAPIC calibration on. ``root=/dev/vda rootwait``: with no disk the kernel waits for its
+    root device for ever (``msleep(5)`` in a loop, init/do_mounts.c), idle and ticking,
+    instead of panicking after two seconds with jiffies standing still."""
+    waiting = dataclasses.replace(guest, cmdline=f"{guest.cmdline} root=/dev/vda rootwait")
+    vm, s, _ = mvnb.boot_to(waiting, "lapic_cal_handler", attempts=20)
+    with vm:
+        for bp in s.breakpoints():
+            bp.delete()
+        return s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.regs.TIMER_CCR},
+                                 interval=0.05, count=600, path=path)
+
+
+SETS: dict[str, tuple[str, Callable[[mvnb.Guest, Path], pd.DataFrame]]] = {
+    "lapic_cal_tcg": ("lapic_cal_handler hits, free-running TCG",
+                      lambda g, p: lapic_cal(g, p)),
+    "lapic_cal_icount": (f"lapic_cal_handler hits under -icount shift={ICOUNT_SHIFT},sleep=off",
+                         lambda g, p: lapic_cal(g, p, icount=ICOUNT_SHIFT)),
+    "jiffies_periodic": ("jiffies and LAPIC current count vs host time, the guest interrupted "
+                         "every 50 ms for 30 s while it waits for its root device (guest "
+                         "command line plus `root=/dev/vda rootwait`)",
+                         jiffies_periodic),
+}
+
+
+def readme_line(name: str, what: str, frame: pd.DataFrame) -> str:
+    a = frame.attrs
+    prov = a["provenance"]
+    shift = prov.get("icount")
+    icount = f", `-icount shift={shift},sleep=off`" if shift is not None else ""
+    how = (f"`s.sample({a['location']!r}, {a['columns']}, count=27)`" if a["location"]
+           else f"`s.sample_periodic({a['columns']}, interval={a['interval']}, count=600)`")
+    return (f"- `{name}.csv` ({len(frame)} rows): {what}. Recorded by `python data/record.py "
+            f"--only {name}`: {how}, method {a['method']}; QEMU {prov.get('qemu')} "
+            f"(`-M {prov.get('machine')}`{icount}); "
+            f"guest kernel {prov.get('kernel')}; guest command line `{prov.get('cmdline')}`; "
+            f"{prov.get('gdb')}.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(SETS), default=sorted(SETS))
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", RuntimeWarning)
+    guest = mvnb.guests.debian_cloud()
+    lines_path = HERE / "README.lines.json"
+    lines = json.loads(lines_path.read_text()) if lines_path.exists() else {}
+    for name in args.only:
+        what, record = SETS[name]
+        path = HERE / f"{name}.csv"
+        path.unlink(missing_ok=True)
+        frame = record(guest, path)
+        (HERE / f"{name}.attrs.json").write_text(json.dumps(frame.attrs, indent=2) + "\n")
+        lines[name] = readme_line(name, what, frame)
+        print(f"{name}: {len(frame)} rows → {path}", file=sys.stderr)
+    lines_path.write_text(json.dumps(lines, indent=2) + "\n")
+    (HERE / "README.md").write_text(
+        "# Recorded data\n\nSample sets recorded with `Session.sample` / `sample_periodic` "
+        "from Debian's cloud kernel on QEMU `microvm` (TCG). Guest clocks stand still while "
+        "GDB holds the guest at each row, so `host_ns` is no reference across rows. "
+        "Regenerate with `" + shlex.join(["python", "data/record.py"]) + "`.\n\n"
+        + "\n".join(lines[k] for k in sorted(lines)) + "\n")
+
+
+if __name__ == "__main__":
+    main()

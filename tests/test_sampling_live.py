@@ -113,3 +113,20 @@ def test_sample_periodic(boot):
     gaps = frame["host_ns"].diff().dropna() / 1e9
     assert gaps.median() == pytest.approx(0.05, abs=0.03)
     assert not s.running
+
+
+def test_back_to_back_mi_runs_and_duration(boot):
+    """A run that starts where the last one stopped (its first row is that stop), with an
+    rdtsc probe right after a collector was armed there; then a run bounded by duration."""
+    _vm, s, _ = boot("lapic_cal_handler")
+    for bp in s.breakpoints():
+        bp.delete()
+    columns = {"lock": "$rdi", "tsc": TSC}
+    first = s.sample("_raw_spin_lock", columns, count=20, timeout=60, progress=False)
+    second = s.sample("_raw_spin_lock", columns, count=20, timeout=60, progress=False)
+    assert len(first) == len(second) == 20
+    assert second["tsc"].iloc[0] >= first["tsc"].iloc[-1]
+    assert second["lock"].iloc[0] == first["lock"].iloc[-1]  # the same stop, read again
+    timed = s.sample("_raw_spin_lock", ["jiffies"], duration=0.5, progress=False)
+    assert timed.attrs["ended"] == "duration" and not timed.attrs["interrupted"]
+    assert len(timed) > 0 and not s.running

@@ -32,6 +32,7 @@ from ..mi import quote
 
 if TYPE_CHECKING:
     from ..session import Session
+    from ..stop import Stop
 
 __all__ = ["RDTSC", "RET", "TSC", "TscReader", "find_instruction"]
 
@@ -108,7 +109,7 @@ class TscReader:
         value: int | None = None
         try:
             session.set("$pc", rdtsc)
-            stop = session.stepi(timeout=timeout)
+            stop = _step_from(session, rdtsc, timeout)
             lo, hi = (int(v) for v in session.eval_many(["$rax", "$rdx"]))
             if stop.frame is None or stop.frame.address == rdtsc + len(RDTSC):
                 value = ((hi & _MASK32) << 32) | (lo & _MASK32)
@@ -133,7 +134,7 @@ class TscReader:
         if listed:
             session._mi(f"-break-disable {listed}", timeout)
         try:
-            stop = session.stepi(timeout=timeout)
+            stop = _step_from(session, ret, timeout)
         finally:
             if listed:
                 session._mi(f"-break-enable {listed}", timeout)
@@ -154,6 +155,18 @@ class TscReader:
 
     def __hash__(self) -> int:
         return hash(("TscReader", self.rdtsc, self.ret))
+
+
+def _step_from(session: Session, address: int, timeout: float, tries: int = 3) -> Stop:
+    """Single-step the instruction at ``address`` (the pc); step again when the stop came
+    back at the same pc without it having run. Seen now and then (QEMU 7.2 TCG, GDB 13.1)
+    on the first step after a collector breakpoint was created at the previous stop pc."""
+    stop = session.stepi(timeout=timeout)
+    for _ in range(tries - 1):
+        if stop.frame is None or stop.frame.address != address:
+            break
+        stop = session.stepi(timeout=timeout)
+    return stop
 
 
 #: The guest's TSC as a ``Session.sample`` column source.

@@ -45,6 +45,7 @@ from mvnb.timing.plots import (
     plot_rate_histogram,
     plot_residuals,
 )
+from mvnb.timing.tsc import TSC, TscReader
 
 __all__ = [
     "ACPI_PM_BITS",
@@ -57,6 +58,7 @@ __all__ = [
     "PIT_HZ",
     "QEMU_LAPIC_BUS_HZ",
     "SAMPLE_METHODS",
+    "TSC",
     "ApicCheck",
     "ClockCalibration",
     "Diagnosis",
@@ -66,6 +68,7 @@ __all__ = [
     "LinuxApicCalibration",
     "NetbsdLapicCalibration",
     "RateFit",
+    "TscReader",
     "clockcalib",
     "countdown_elapsed",
     "dcr_divisor",

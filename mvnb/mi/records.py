@@ -72,6 +72,9 @@ def parse_line(line: str) -> Record | None:
         raw = fast.group(2)
         text = codecs.decode(raw, "unicode_escape") if "\\" in raw else raw
         return ResultRecord(int(fast.group(1)), "done", {"json": text})
+    body = stripped.lstrip("0123456789")
+    if body[:1] == "+":  # status records: pygdbmi knows only the "=" and "*" async forms
+        stripped = f"{stripped[: len(stripped) - len(body)]}={body[1:]}"
     try:
         parsed = parse_response(stripped)
     except Exception as error:  # pygdbmi raises ValueError and friends on broken escapes
@@ -81,8 +84,7 @@ def parse_line(line: str) -> Record | None:
     if kind == "result":
         return ResultRecord(parsed.get("token"), parsed["message"], parsed["payload"] or {})
     if kind == "notify":
-        prefix = stripped.lstrip("0123456789")[:1]
-        return AsyncRecord(_ASYNC_PREFIX.get(prefix, "notify"),  # type: ignore[arg-type]
+        return AsyncRecord(_ASYNC_PREFIX.get(body[:1], "notify"),  # type: ignore[arg-type]
                            parsed["message"], parsed["payload"] or {})
     if kind in _STREAM_KINDS:
         return StreamRecord(_STREAM_KINDS[kind], parsed["payload"] or "")  # type: ignore[arg-type]

@@ -168,17 +168,22 @@ class RegisterSpec:
     reserved_notes: tuple[tuple[tuple[int, int], str], ...] = ()
     source: str = field(default="", compare=False)
 
-    def __repr__(self) -> str:
-        where = []
+    @property
+    def where(self) -> list[str]:
+        """Where the register lives: MMIO offset, MSR, CPUID leaf, GDB register."""
+        out = []
         if self.mmio_offset is not None:
-            where.append(f"MMIO {self.mmio_offset:#05x}")
+            out.append(f"MMIO offset {self.mmio_offset:#05x}")
         if self.msr is not None:
-            where.append(f"MSR {self.msr:#x}")
+            out.append(f"MSR {self.msr:#x}")
         if self.cpuid is not None:
-            where.append(str(self.cpuid))
+            out.append(str(self.cpuid))
         if self.gdb_register is not None:
-            where.append(f"${self.gdb_register}")
-        loc = f", {', '.join(where)}" if where else ""
+            out.append(f"GDB ${self.gdb_register}")
+        return out
+
+    def __repr__(self) -> str:
+        loc = f", {', '.join(self.where)}" if self.where else ""
         return f"<RegisterSpec {self.name}: {self.title or self.name}, {self.width} bits{loc}>"
 
     @property

@@ -80,15 +80,7 @@ def field_tooltip(spec: RegisterSpec, fspec: FieldSpec | None, bit: int | None =
 
 def spec_tooltip(spec: RegisterSpec) -> str:
     """Hover text for a register: title, location, access, volatility and reference."""
-    where = []
-    if spec.mmio_offset is not None:
-        where.append(f"MMIO offset {spec.mmio_offset:#05x}")
-    if spec.msr is not None:
-        where.append(f"MSR {spec.msr:#x}")
-    if spec.cpuid is not None:
-        where.append(str(spec.cpuid))
-    if spec.gdb_register:
-        where.append(f"GDB ${spec.gdb_register}")
+    where = spec.where
     lines = [f"{spec.name}: {spec.title}" if spec.title else spec.name]
     if spec.description:
         lines.append(spec.description)

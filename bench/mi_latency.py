@@ -3,7 +3,9 @@
 (a) ``Session.eval``; (b) pygdbmi's ``GdbController.write()`` with its defaults; (c) GDB's
 own Python in ``gdb -batch -x`` (``int(gdb.parse_and_eval("jiffies"))``); (d) a bare MI
 loop (token, read lines until the result, parse with pygdbmi, nothing else); (e)
-``Session.eval_many`` with the expression 1,000 times in one call. Also reset to the first
+``Session.eval_many`` with the expression 1,000 times in one call; (f) mvnb's transport alone
+sending (d)'s command (``-data-evaluate-expression``), which separates the transport's cost
+from that of building a ``Value`` in GDB's Python. Also reset to the first
 ``lapic_cal_handler`` hit: mvnb against a plain ``qemu`` + ``gdb -batch`` run.
 
 All in one run on one VM (the stub takes one client at a time: each peer connects after
@@ -176,7 +178,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of (a), (d), (e)")
     args = parser.parse_args()
     guest = mvnb.guests.debian_cloud()
-    samples: dict[str, list[float]] = {k: [] for k in ("a", "b", "c", "d", "e")}
+    samples: dict[str, list[float]] = {k: [] for k in ("a", "b", "c", "d", "e", "f")}
     # Two guests stopped at the same place: one for mvnb, one for the peers, so (a), (d) and
     # (e) can be measured in interleaved rounds and share the machine's noise.
     vm1, s, _ = mvnb.boot_to(guest, "lapic_cal_handler")
@@ -190,6 +192,8 @@ def main() -> None:
             samples["d"].append(rate(lambda: bare.command(f"-data-evaluate-expression {EXPR}"),
                                      args.seconds))
             samples["e"].append(1000 * rate(lambda: s.eval_many(exprs), args.seconds))
+            samples["f"].append(rate(lambda: s._transport.command(
+                f"-data-evaluate-expression {EXPR}"), args.seconds))
         bare.close()
         for _ in range(3):
             samples["c"].append(peer_gdb_python(vm2.gdb_address, guest.symbols, args.seconds))
@@ -201,10 +205,12 @@ def main() -> None:
         "a_over_d": figures["a"] / figures["d"],
         "e_over_c": figures["e"] / figures["c"],
         "a_over_b": figures["a"] / figures["b"],
+        "f_over_d": figures["f"] / figures["d"],
         "boot_mvnb_over_plain": boot_mvnb / boot_plain,
     }
     names = {"a": "a_session_eval", "b": "b_pygdbmi_write", "c": "c_gdb_python_batch",
-             "d": "d_bare_mi_loop", "e": "e_session_eval_many"}
+             "d": "d_bare_mi_loop", "e": "e_session_eval_many",
+             "f": "f_mvnb_transport_same_command_as_d"}
     result = {
         "what": f"reads of {EXPR} per second on a stopped guest (stub on a unix socket); "
                 "medians of interleaved rounds",

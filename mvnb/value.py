@@ -182,6 +182,8 @@ class Value:
     def __str__(self) -> str:
         if "str" in self._data:
             return self._data["str"]
+        if self.code_ == "int" and "int" in self._data:  # GDB prints a plain int as decimal
+            return str(self._data["int"])
         if "fields" in self._data:
             inner = ", ".join(
                 f"{name} = {Value(d, '', None)}" if name else str(Value(d, "", None))

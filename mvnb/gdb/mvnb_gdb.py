@@ -90,6 +90,15 @@ class EvalCommand(gdb.MICommand):
             value.fetch_lazy()
         except gdb.error as error:
             raise gdb.GdbError(str(error)) from None
+        stripped = value.type.strip_typedefs()
+        if stripped.code == gdb.TYPE_CODE_INT and stripped.sizeof > 1:
+            # The common case, kept cheap: a plain integer prints as its decimal value, so
+            # "str" is left to the reader (chars, size 1, print as 65 'A' and take the
+            # general path).
+            address = value.address
+            at = "null" if address is None else int(address)
+            return {"json": f'{{"type":{json.dumps(str(value.type))},"code":"int",'
+                            f'"size":{stripped.sizeof},"address":{at},"int":{int(value)}}}'}
         return {"json": json.dumps(serialize(value, depth))}
 
 

@@ -29,8 +29,9 @@ import time
 import warnings
 from pathlib import Path
 
+from _peers import BareMI, gdb_argv
+
 import mvnb
-from mvnb.guests import cache_dir
 
 warnings.simplefilter("ignore", RuntimeWarning)  # boot_to's 'booting again' notes
 
@@ -46,11 +47,6 @@ def rate(fn, seconds: float) -> float:
         fn()
         n += 1
     return n / (time.perf_counter() - start)
-
-
-def gdb_argv(symbols: Path) -> list[str]:
-    return ["gdb", "--nx", "-q", "-ex", f"set index-cache directory {cache_dir() / 'gdb-index'}",
-            "-ex", "set index-cache enabled on", "-ex", f"file {symbols}"]
 
 
 def peer_gdb_python(address: str, symbols: Path, seconds: float) -> float:
@@ -73,36 +69,6 @@ gdb.execute("detach")
         out = subprocess.run([*gdb_argv(symbols), "-batch", "-x", f.name], capture_output=True,
                              text=True, timeout=120).stdout
     return float(next(line.split()[1] for line in out.splitlines() if line.startswith("RATE")))
-
-
-class BareMI:
-    """Peer (d): a GDB/MI process driven the simplest way: token, read to the result, parse."""
-
-    def __init__(self, address: str, symbols: Path) -> None:
-        self.proc = subprocess.Popen(["gdb", "--interpreter=mi3", "--nx", "-q"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-        self.token = 0
-        index = cache_dir() / "gdb-index"
-        self.command(f'-interpreter-exec console "set index-cache directory {index}"')
-        self.command('-interpreter-exec console "set index-cache enabled on"')
-        self.command(f"-file-exec-and-symbols {symbols}")
-        self.command(f"-target-select remote {address}")
-
-    def command(self, text: str) -> dict:
-        from pygdbmi.gdbmiparser import parse_response
-
-        self.token += 1
-        self.proc.stdin.write(f"{self.token}{text}\n".encode())
-        prefix = f"{self.token}^".encode()
-        while True:
-            line = self.proc.stdout.readline()
-            if line.startswith(prefix):
-                return parse_response(line.decode())
-
-    def close(self) -> None:
-        self.command("-target-detach")
-        self.proc.stdin.write(b"-gdb-exit\n")
-        self.proc.wait(10)
 
 
 def peer_pygdbmi(address: str, symbols: Path, seconds: float) -> float:
@@ -189,8 +155,9 @@ def main() -> None:
         exprs = [EXPR] * 1000
         for _ in range(args.rounds):
             samples["a"].append(rate(lambda: s.eval(EXPR), args.seconds))
-            samples["d"].append(rate(lambda: bare.command(f"-data-evaluate-expression {EXPR}"),
-                                     args.seconds))
+            samples["d"].append(rate(
+                lambda: bare.command(f"-data-evaluate-expression {EXPR}", parse=True),
+                args.seconds))
             samples["e"].append(1000 * rate(lambda: s.eval_many(exprs), args.seconds))
             samples["f"].append(rate(lambda: s._transport.command(
                 f"-data-evaluate-expression {EXPR}"), args.seconds))

@@ -28,19 +28,15 @@ import time
 import warnings
 from pathlib import Path
 
+from _peers import BareMI, gdb_argv
+
 import mvnb
-from mvnb.guests import cache_dir
 
 warnings.simplefilter("ignore", RuntimeWarning)  # boot_to's 'booting again' notes
 
 EXPR = "jiffies"
 LOCATION = "_raw_spin_lock"
 RESULTS = Path(__file__).parent / "results" / "sampling.json"
-
-
-def gdb_argv(symbols: Path) -> list[str]:
-    return ["gdb", "--nx", "-q", "-ex", f"set index-cache directory {cache_dir() / 'gdb-index'}",
-            "-ex", "set index-cache enabled on", "-ex", f"file {symbols}"]
 
 
 def fresh(guest: mvnb.Guest) -> tuple[mvnb.Qemu, mvnb.Session]:
@@ -91,38 +87,6 @@ gdb.execute("detach")
         call, steady, n = line.split()[1:]
         assert int(n) == hits, line
         return {"call": float(call), "steady": float(steady)}
-
-
-class BareMI:
-    """Peer (c): GDB/MI driven the plain way: token, read lines to the result or *stopped."""
-
-    def __init__(self, address: str, symbols: Path) -> None:
-        self.proc = subprocess.Popen(["gdb", "--interpreter=mi3", "--nx", "-q"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-        self.token = 0
-        index = cache_dir() / "gdb-index"
-        self.command(f'-interpreter-exec console "set index-cache directory {index}"')
-        self.command('-interpreter-exec console "set index-cache enabled on"')
-        self.command(f"-file-exec-and-symbols {symbols}")
-        self.command(f"-target-select remote {address}")
-
-    def command(self, text: str, until: bytes | None = None) -> bytes:
-        self.token += 1
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{self.token}{text}\n".encode())
-        want = until or f"{self.token}^".encode()
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"gdb exited during {text}")
-            if line.startswith(want):
-                return line
-
-    def close(self) -> None:
-        self.command("-target-detach")
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"-gdb-exit\n")
-        self.proc.wait(10)
 
 
 def run_mi_loop(guest: mvnb.Guest, hits: int) -> dict[str, float]:

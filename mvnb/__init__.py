@@ -1,12 +1,13 @@
 """mvnb: a Jupyter kit for investigating guest kernels on microVMs.
 
-GDB sessions as Python objects (``Session``, ``Qemu``), register bitfields, timer samples
-as pandas frames, and notebooks that publish. ``%load_ext mvnb`` adds the ``%gdb`` magics.
+GDB sessions as Python objects (``Session``, ``Qemu``), register bitfields (``regs``,
+``widgets``), timer samples as pandas frames and their analysis (``timing``).
+``%load_ext mvnb`` adds the ``%gdb`` magics.
 """
 
 from __future__ import annotations
 
-from . import guests
+from . import guests, regs, timing, widgets
 from .boot import boot_to
 from .breakpoints import Breakpoint
 from .errors import (
@@ -49,7 +50,10 @@ __all__ = [
     "current",
     "guests",
     "load_ipython_extension",
+    "regs",
+    "timing",
     "use",
+    "widgets",
 ]
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import mvnb.regs
-from mvnb.sampling import Column, RowSink, _frame, normalize_columns
+from mvnb._sample_run import Column, RowSink, _frame, normalize_columns
 from mvnb.timing.tsc import TSC, TscReader
 
 

@@ -322,6 +322,9 @@ def _extract(deb: Path, members: set[str], directory: Path, *, progress: bool) -
                     left.discard(info.name)
                     if not left:
                         break
+            if not left:  # the rest of the package is not needed: the bar ends here
+                bar.total = bar.n
+                bar.refresh()
             bar.close()
             if left:
                 raise GuestError(f"{deb.name} does not contain {', '.join(sorted(left))}")

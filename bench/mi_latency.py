@@ -8,8 +8,9 @@ sending (d)'s command (``-data-evaluate-expression``), which separates the trans
 from that of building a ``Value`` in GDB's Python. Also reset to the first
 ``lapic_cal_handler`` hit: mvnb against a plain ``qemu`` + ``gdb -batch`` run.
 
-All in one run on one VM (the stub takes one client at a time: each peer connects after
-the previous one detached). Writes bench/results/mi_latency.json. Not a test: figures.
+All in one run, in interleaved rounds, each peer on a guest of its own stopped at the same
+``lapic_cal_handler`` hit (QEMU's stub takes one client at a time). Writes
+bench/results/mi_latency.json. Not a test: figures.
 
     python bench/mi_latency.py [--seconds 2]
 """
@@ -161,9 +162,14 @@ def main() -> None:
             samples["e"].append(1000 * rate(lambda: s.eval_many(exprs), args.seconds))
             samples["f"].append(rate(lambda: s._transport.command(
                 f"-data-evaluate-expression {EXPR}"), args.seconds))
+            # (c) in the same round, on a guest of its own: after a gdb -batch run detaches,
+            # its guest runs on (and would burn a core in the next round), so it is closed.
+            vm3, third, _ = mvnb.boot_to(guest, "lapic_cal_handler")
+            with vm3:
+                third.close()
+                samples["c"].append(peer_gdb_python(vm3.gdb_address, guest.symbols,
+                                                    args.seconds))
         bare.close()
-        for _ in range(3):
-            samples["c"].append(peer_gdb_python(vm2.gdb_address, guest.symbols, args.seconds))
         samples["b"].append(peer_pygdbmi(vm2.gdb_address, guest.symbols, args.seconds))
     figures = {name: statistics.median(values) for name, values in samples.items()}
     boot_mvnb = best_of(reset_to_first_hit_mvnb, guest)

@@ -181,6 +181,12 @@ def main() -> None:
         "f_over_d": figures["f"] / figures["d"],
         "boot_mvnb_over_plain": boot_mvnb / boot_plain,
     }
+    paired = {  # the median of each round's own ratio: a round's peers share its noise
+        "a_over_d": statistics.median(x / y for x, y in zip(samples["a"], samples["d"],
+                                                             strict=True)),
+        "e_over_c": statistics.median(x / y for x, y in zip(samples["e"], samples["c"],
+                                                             strict=True)),
+    }
     names = {"a": "a_session_eval", "b": "b_pygdbmi_write", "c": "c_gdb_python_batch",
              "d": "d_bare_mi_loop", "e": "e_session_eval_many",
              "f": "f_mvnb_transport_same_command_as_d"}
@@ -192,6 +198,7 @@ def main() -> None:
         "reset_to_first_lapic_cal_handler_s": {"mvnb": round(boot_mvnb, 3),
                                                "qemu_plus_gdb_batch": round(boot_plain, 3)},
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "ratios_paired": {k: round(v, 3) for k, v in paired.items()},
         "targets": {"a_over_d": ">= 0.85", "e_over_c": ">= 0.5"},
         "machine": {"python": sys.version.split()[0], "host": platform.machine(),
                     "cpus": os.cpu_count(), "load_average": os.getloadavg(),

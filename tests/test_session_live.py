@@ -86,6 +86,20 @@ def test_memory_and_registers(calibrating):
     assert info.value.address == 0x10
 
 
+def test_set_variables_and_registers(calibrating):
+    _, s = calibrating
+    rax = s.register("rax")
+    s.set("$rax", 0x1234)
+    assert s.register("rax") == 0x1234
+    s.set("$rax", rax)
+    assert s.register("rax") == rax
+    comm0 = int(s.eval("init_task.comm[0]"))
+    s.set("init_task.comm[0]", ord("S"))
+    assert str(s.eval("init_task.comm")).startswith('"Swapper')
+    s.set("init_task.comm[0]", comm0)
+    assert int(s.eval("init_task.comm[0]")) == comm0
+
+
 def test_monitor_and_console(calibrating):
     _, s = calibrating
     text = s.monitor("info lapic")
@@ -246,6 +260,18 @@ def test_wait_serial(guest):
             s.interrupt()  # from this thread, while the runner waits in cont()
             runner.join(30)
         assert stops and stops[0].signal == "SIGINT"
+
+
+def test_detach_leaves_the_stub_for_another_client(guest):
+    with mvnb.Qemu(guest) as vm:
+        first = mvnb.Session.connect(vm.gdb_address, symbols=guest.symbols)
+        first.hbreak("start_kernel")
+        first.cont(timeout=60)
+        first.detach()
+        first.close()
+        with mvnb.Session.connect(vm.gdb_address, symbols=guest.symbols) as second:
+            assert second.register("rip") >= 0xFFFF_8000_0000_0000  # the kernel ran on
+            assert vm.poll() is None
 
 
 def test_qemu_killed_mid_session_raises_target_exited_with_serial_tail(boot):

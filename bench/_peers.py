@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +54,14 @@ class BareMI:
         assert self.proc.stdin is not None
         self.proc.stdin.write(b"-gdb-exit\n")
         self.proc.wait(10)
+
+
+def write_results(path: Path, result: dict[str, Any], guest_name: str) -> None:
+    """Add where and when the figures were taken, write them as JSON and print them."""
+    result["machine"] = {"python": sys.version.split()[0], "host": platform.machine(),
+                         "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                         "guest": guest_name}
+    result["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))

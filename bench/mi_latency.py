@@ -18,19 +18,16 @@ bench/results/mi_latency.json. Not a test: figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from _peers import BareMI, gdb_argv
+from _peers import BareMI, gdb_argv, write_results
 
 import mvnb
 
@@ -200,14 +197,8 @@ def main() -> None:
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "ratios_paired": {k: round(v, 3) for k, v in paired.items()},
         "targets": {"a_over_d": ">= 0.85", "e_over_c": ">= 0.5"},
-        "machine": {"python": sys.version.split()[0], "host": platform.machine(),
-                    "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-                    "guest": guest.name},
-        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_results(RESULTS, result, guest.name)
 
 
 if __name__ == "__main__":

@@ -17,18 +17,14 @@ Writes bench/results/sampling.json. Not a test: figures.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from _peers import BareMI, gdb_argv
+from _peers import BareMI, gdb_argv, write_results
 
 import mvnb
 
@@ -149,14 +145,8 @@ def main() -> None:
                 x["call"] / y["call"] for x, y in zip(rounds[names[0]], rounds[names[2]],
                                                        strict=True)), 3)},
         "targets": {"a_over_b_call": ">= 0.9"},
-        "machine": {"python": sys.version.split()[0], "host": platform.machine(),
-                    "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-                    "guest": guest.name},
-        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_results(RESULTS, result, guest.name)
 
 
 if __name__ == "__main__":

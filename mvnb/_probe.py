@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import Error, GdbError
+from .errors import Error, GdbError, ProbeFault
 
 if TYPE_CHECKING:
     from .session import Session
@@ -45,18 +45,6 @@ _TEXT_BOUNDS = (("_stext", "_etext"), ("btext", "etext"), ("kernel_text", "etext
 _STEP_TRIES = 3
 _SCAN_CHUNK = 0x10000
 _SCAN_LIMIT = 64 << 20
-
-
-class ProbeFault(Error):
-    """The probed instruction faulted: the step landed at ``landed_at``, not after it.
-
-    Every register and the stack below rsp were restored before this was raised.
-    """
-
-    def __init__(self, message: str, landed_at: int, where: str) -> None:
-        super().__init__(message)
-        self.landed_at = landed_at
-        self.where = where
 
 
 @dataclass(frozen=True)

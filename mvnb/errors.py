@@ -13,6 +13,7 @@ __all__ = [
     "GuestError",
     "MIProtocolError",
     "MissingTool",
+    "ProbeFault",
     "SessionClosed",
     "SpecError",
     "TargetExited",
@@ -85,6 +86,18 @@ class FaultError(Error):
     def __init__(self, message: str, address: int) -> None:
         super().__init__(message)
         self.address = address
+
+
+class ProbeFault(Error):
+    """The probed instruction faulted: the step landed at ``landed_at``, not after it.
+
+    Every register and the stack below rsp were restored before this was raised.
+    """
+
+    def __init__(self, message: str, landed_at: int, where: str) -> None:
+        super().__init__(message)
+        self.landed_at = landed_at
+        self.where = where
 
 
 class Unsupported(Error):

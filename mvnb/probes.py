@@ -64,10 +64,8 @@ class ProbesMixin:
                 unread["IA32_APIC_BASE"] = str(error)
         else:
             unread["IA32_APIC_BASE"] = "not probed (probe=False)"
-        snap = LapicSnapshot(regs, cpu=base.cpu, location=location, timestamp=stamp,
-                             text=text)
-        snap.unread = unread  # type: ignore[attr-defined]
-        return snap
+        return LapicSnapshot(regs, cpu=base.cpu, location=location, timestamp=stamp,
+                             text=text, unread=unread)
 
     def cpuid(self: Session, leaf: int, subleaf: int = 0, *,
               timeout: float | None = 30.0) -> CpuidResult:

@@ -145,6 +145,7 @@ class LapicSnapshot(Mapping[str, RegisterValue]):
         location: Any = None,
         timestamp: Any = None,
         text: str | None = None,
+        unread: Mapping[str, str] | None = None,
     ) -> None:
         self._regs: dict[str, RegisterValue] = {}
         for name, value in registers.items():
@@ -156,6 +157,8 @@ class LapicSnapshot(Mapping[str, RegisterValue]):
         self.location = location
         self.timestamp = timestamp
         self.text = text
+        #: Registers the snapshot could not hold, each with the reason.
+        self.unread: dict[str, str] = dict(unread or {})
 
     @classmethod
     def from_text(cls, text: str, location: Any = None, timestamp: Any = None) -> LapicSnapshot:

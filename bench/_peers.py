@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mvnb.guests import cache_dir
+from mvnb.cache import cache_dir
 
 
 def gdb_argv(symbols: Path) -> list[str]:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .cache import cache_dir
 from .errors import GuestError, MissingTool
 
 __all__ = ["Guest", "cache_dir", "debian_cloud", "kernel_hz"]
@@ -92,12 +93,6 @@ def kernel_hz(guest: Guest) -> int | None:
         if match:
             return int(match.group(1))
     return None
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/mvnb``, or ``~/.cache/mvnb``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mvnb"
 
 
 def debian_cloud(abi: str | None = None, *, refresh: bool = False, progress: bool = True) -> Guest:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import _proc
 from .breakpoints import Breakpoint
+from .cache import cache_dir
 from .errors import (
     Error,
     FaultError,
@@ -561,8 +562,6 @@ def _fault(error: GdbError, address: int) -> Error:
 
 
 def _index_cache_dir() -> Path | None:
-    from .guests import cache_dir
-
     path = cache_dir() / "gdb-index"
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import mvnb
-from mvnb import guests
+from mvnb import cache, guests
 from mvnb.boot import host_tsc_khz
 
 
@@ -43,10 +43,10 @@ def test_user_files_and_cmdline(tmp_path):
 
 def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert guests.cache_dir() == tmp_path / "mvnb"
+    assert cache.cache_dir() == tmp_path / "mvnb"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert guests.cache_dir() == tmp_path / ".cache" / "mvnb"
+    assert cache.cache_dir() == tmp_path / ".cache" / "mvnb"
 
 
 def test_debian_cloud_is_cached_and_checked(monkeypatch):

@@ -6,8 +6,8 @@ edge of the transport (GDB manual, "GDB/MI Output Syntax").
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
+import json
 import re
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ from pygdbmi.gdbmiparser import parse_response
 
 from ..errors import MIProtocolError
 
-__all__ = ["AsyncRecord", "Record", "ResultRecord", "StreamRecord", "parse_line"]
+__all__ = ["AsyncRecord", "Record", "ResultRecord", "StreamRecord", "parse_bytes", "parse_line"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +54,31 @@ Record = ResultRecord | AsyncRecord | StreamRecord
 
 _STREAM_KINDS = {"console": "console", "target": "target", "log": "log"}
 _ASYNC_PREFIX = {"*": "exec", "+": "status", "=": "notify"}
-# Fast path for mvnb's own MI commands: ``N^done,json="..."``. json.dumps escapes every
-# non-ASCII character, so GDB's C escaping can only have added \" and \\.
-_JSON_RESULT = re.compile(r'(\d+)\^done,json="(.*)"\s*$', re.S)
+# Fast path for result records without a payload and for mvnb's own MI commands,
+# ``N^done,json="..."``. json.dumps writes ASCII only, so GDB's C escaping of it adds only
+# \" and \\, which are JSON escapes too: the MI c-string, quotes included, is a JSON string
+# literal. json.loads checks that (an unescaped quote, i.e. a second field, fails it) and
+# unescapes in one pass; anything else takes pygdbmi's path.
+_FAST_RESULT = re.compile(rb'(\d+)\^(done|running)(?:,json="(.*)")?\r?\Z', re.S)
+
+
+def parse_bytes(line: bytes) -> Record | None:
+    """``parse_line`` for one line as read from GDB's stdout (bytes, newline removed)."""
+    return _fast_result(line) or parse_line(line.decode("utf-8", errors="replace"))
+
+
+def _fast_result(line: bytes) -> ResultRecord | None:
+    fast = _FAST_RESULT.match(line)
+    if fast is None:
+        return None
+    token, cls, raw = fast.groups()
+    if raw is None:
+        return ResultRecord(int(token), cls.decode(), {})
+    try:
+        text = json.loads(b'"' + raw + b'"')
+    except ValueError:
+        return None
+    return ResultRecord(int(token), cls.decode(), {"json": text})
 
 
 def parse_line(line: str) -> Record | None:
@@ -67,11 +89,9 @@ def parse_line(line: str) -> Record | None:
     stripped = line.rstrip("\r\n")
     if not stripped or stripped == "(gdb) " or stripped == "(gdb)":
         return None
-    fast = _JSON_RESULT.match(stripped)
+    fast = _fast_result(stripped.encode()) if "^" in stripped[:24] else None
     if fast is not None:
-        raw = fast.group(2)
-        text = codecs.decode(raw, "unicode_escape") if "\\" in raw else raw
-        return ResultRecord(int(fast.group(1)), "done", {"json": text})
+        return fast
     body = stripped.lstrip("0123456789")
     if body[:1] == "+":  # status records: pygdbmi knows only the "=" and "*" async forms
         stripped = f"{stripped[: len(stripped) - len(body)]}={body[1:]}"

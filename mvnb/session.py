@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["Capabilities", "Session", "current", "use"]
 
 _INTERRUPT_GRACE = 10.0
+_REINTERRUPT = 0.25  # an interrupt can be lost at an auto-resumed hit: see wait_stopped
 _sessions: list[weakref.ref[Session]] = []
 _chosen: weakref.ref[Session] | None = None
 
@@ -251,7 +252,7 @@ class Session(ProbesMixin, SamplingMixin):
             return None
         seq = self._transport.stop_seq
         self._mi("-exec-interrupt", timeout)
-        record = self._transport.wait_stopped(seq, timeout)
+        record = self._transport.wait_stopped(seq, timeout, interrupt_every=_REINTERRUPT)
         if record is None:
             if self._transport.state in ("exited", "closed"):
                 raise self._gone_error()
@@ -293,7 +294,8 @@ class Session(ProbesMixin, SamplingMixin):
             return None
         if self._transport.stop_seq <= seq:
             self._transport.send("-exec-interrupt")
-        record = self._transport.wait_stopped(seq, _INTERRUPT_GRACE)
+        record = self._transport.wait_stopped(seq, _INTERRUPT_GRACE,
+                                              interrupt_every=_REINTERRUPT)
         return self._make_stop(record) if record is not None else None
 
     def _make_stop(self, record: AsyncRecord) -> Stop:

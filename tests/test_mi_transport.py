@@ -32,6 +32,7 @@ def line(text):
     out(text + "\n")
 
 held = {}
+lose = 0  # interrupts to lose, like GDB 13 at a hit it resumes by itself
 for raw in sys.stdin:
     m = re.match(r"(\d*)(-[\w-]+)\s*(.*)", raw.rstrip("\n"))
     token, cmd, arg = m.group(1), m.group(2), m.group(3)
@@ -93,6 +94,16 @@ for raw in sys.stdin:
         line('~"released\\n"')
         line(f"{token}^done")
         line("(gdb) ")
+    elif cmd == "-lose-interrupts":
+        lose = int(arg)
+        out(f"{token}^done\n(gdb) \n")
+    elif cmd == "-exec-interrupt":
+        line(f"{token}^done")
+        line("(gdb) ")
+        if lose:
+            lose -= 1
+        else:
+            line('*stopped,reason="signal-received",signal-name="SIGINT",thread-id="1"')
     elif cmd == "-split":
         out(f"{token}^do")  # the rest after the next command arrives
         held["split"] = token
@@ -176,6 +187,17 @@ def test_async_records_after_the_result_reach_wait_stopped(
 
 def test_wait_stopped_times_out_without_a_stop(mi: Transport) -> None:
     assert mi.wait_stopped(mi.stop_seq, timeout=0.05) is None
+    assert mi.command("-ok", timeout=10).cls == "done"
+
+
+def test_wait_stopped_repeats_a_lost_interrupt(mi: Transport) -> None:
+    mi.command("-lose-interrupts 2", timeout=10)
+    seq = mi.stop_seq
+    mi.command("-exec-interrupt", timeout=10)
+    assert mi.wait_stopped(seq, 0.2) is None  # lost: nothing more comes
+    stop = mi.wait_stopped(seq, 10, interrupt_every=0.05)
+    assert stop is not None and stop.payload["signal-name"] == "SIGINT"
+    assert mi.state == "stopped"
     assert mi.command("-ok", timeout=10).cls == "done"
 
 

@@ -255,14 +255,35 @@ class Transport:
 
     # -- run state ---------------------------------------------------------------------
 
-    def wait_stopped(self, after: int, timeout: float | None) -> AsyncRecord | None:
+    def wait_stopped(self, after: int, timeout: float | None, *,
+                     interrupt_every: float | None = None) -> AsyncRecord | None:
         """Wait until a ``*stopped`` numbered past ``after`` arrives; None on timeout.
 
-        Returns early (None) if the target or GDB goes away; check ``state``.
+        Returns early (None) if the target or GDB goes away; check ``state``. With
+        ``interrupt_every``, ``-exec-interrupt`` is sent again each time that many seconds
+        pass without a stop: GDB 13 (all-stop, remote) loses an interrupt that reaches the
+        stub while the target sits at a breakpoint hit GDB then resumes by itself (a Python
+        ``stop()`` that returns False, a false condition). QEMU's stub drops the ^C byte of
+        a stopped target (gdb_read_byte), and GDB forgets its pending ^C at the next stop
+        reply (remote_target::wait_as). Once the target has stopped, a repeated ^C is
+        dropped the same way, so repeating is harmless.
         """
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
-        self._wait(lambda: self.stop_seq > after or self.state in ("exited", "closed"),
-                   deadline, None)
+
+        def stopped() -> bool:
+            return self.stop_seq > after or self.state in ("exited", "closed")
+
+        if interrupt_every is None:
+            self._wait(stopped, deadline, None)
+        else:
+            while True:
+                step = time.monotonic() + interrupt_every
+                if self._wait(stopped, step if deadline is None else min(step, deadline),
+                              None):
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                self.send("-exec-interrupt")
         return self.last_stop if self.stop_seq > after else None
 
     # -- waiting: leader/follower ------------------------------------------------------

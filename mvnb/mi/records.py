@@ -7,15 +7,16 @@ edge of the transport (GDB manual, "GDB/MI Output Syntax").
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
+from json.decoder import scanstring
 from typing import Any, Literal
 
 from pygdbmi.gdbmiparser import parse_response
 
 from ..errors import MIProtocolError
 
-__all__ = ["AsyncRecord", "Record", "ResultRecord", "StreamRecord", "parse_bytes", "parse_line"]
+__all__ = ["AsyncRecord", "Record", "ResultRecord", "StreamRecord", "fast_result", "parse_bytes",
+           "parse_line"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,29 +57,38 @@ _STREAM_KINDS = {"console": "console", "target": "target", "log": "log"}
 _ASYNC_PREFIX = {"*": "exec", "+": "status", "=": "notify"}
 # Fast path for result records without a payload and for mvnb's own MI commands,
 # ``N^done,json="..."``. json.dumps writes ASCII only, so GDB's C escaping of it adds only
-# \" and \\, which are JSON escapes too: the MI c-string, quotes included, is a JSON string
-# literal. json.loads checks that (an unescaped quote, i.e. a second field, fails it) and
-# unescapes in one pass; anything else takes pygdbmi's path.
-_FAST_RESULT = re.compile(rb'(\d+)\^(done|running)(?:,json="(.*)")?\r?\Z', re.S)
+# \" and \\, which are JSON escapes too: the MI c-string is a JSON string literal, and
+# json's scanstring (C) unescapes it in one pass and stops at the first unescaped quote,
+# which must be the last character (else the line has a second field). Anything else takes
+# pygdbmi's path.
+_FAST_RESULT = re.compile(rb'(\d+)\^(done|running)(?:,json="(.*")|)\r?\Z', re.S)
+_CLASSES = {b"done": "done", b"running": "running"}
 
 
-def parse_bytes(line: bytes) -> Record | None:
-    """``parse_line`` for one line as read from GDB's stdout (bytes, newline removed)."""
-    return _fast_result(line) or parse_line(line.decode("utf-8", errors="replace"))
-
-
-def _fast_result(line: bytes) -> ResultRecord | None:
+def fast_result(line: bytes) -> tuple[int, str, dict[str, Any]] | None:
+    """``(token, class, payload)`` of a ``N^done``, ``N^running`` or ``N^done,json="..."``
+    line (bytes, newline removed); None for any other line."""
     fast = _FAST_RESULT.match(line)
     if fast is None:
         return None
     token, cls, raw = fast.groups()
     if raw is None:
-        return ResultRecord(int(token), cls.decode(), {})
+        return int(token), _CLASSES[cls], {}
     try:
-        text = json.loads(b'"' + raw + b'"')
-    except ValueError:
+        text, end = scanstring(raw.decode("ascii"), 0)
+    except ValueError:  # UnicodeDecodeError too: not json.dumps output
         return None
-    return ResultRecord(int(token), cls.decode(), {"json": text})
+    if end != len(raw):
+        return None
+    return int(token), _CLASSES[cls], {"json": text}
+
+
+def parse_bytes(line: bytes) -> Record | None:
+    """``parse_line`` for one line as read from GDB's stdout (bytes, newline removed)."""
+    fast = fast_result(line)
+    if fast is not None:
+        return ResultRecord(*fast)
+    return parse_line(line.decode("utf-8", errors="replace"))
 
 
 def parse_line(line: str) -> Record | None:
@@ -89,9 +99,9 @@ def parse_line(line: str) -> Record | None:
     stripped = line.rstrip("\r\n")
     if not stripped or stripped == "(gdb) " or stripped == "(gdb)":
         return None
-    fast = _fast_result(stripped.encode()) if "^" in stripped[:24] else None
+    fast = fast_result(stripped.encode()) if "^" in stripped[:24] else None
     if fast is not None:
-        return fast
+        return ResultRecord(*fast)
     body = stripped.lstrip("0123456789")
     if body[:1] == "+":  # status records: pygdbmi knows only the "=" and "*" async forms
         stripped = f"{stripped[: len(stripped) - len(body)]}={body[1:]}"

@@ -38,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 from ..errors import GdbError, MIProtocolError, SessionClosed, TargetTimeout
-from .records import AsyncRecord, Record, ResultRecord, StreamRecord, parse_bytes
+from .records import AsyncRecord, Record, ResultRecord, StreamRecord, fast_result, parse_bytes
 
 __all__ = ["Pending", "Transport"]
 
@@ -465,6 +465,10 @@ class Transport:
         if line.startswith(b"(gdb)"):
             self._prompt_due = False
             return
+        fast = fast_result(line)
+        if fast is not None:
+            self._on_result(*fast)
+            return
         try:
             record = parse_bytes(line)
         except MIProtocolError as error:
@@ -473,7 +477,7 @@ class Transport:
         if record is None:
             return
         if isinstance(record, ResultRecord):
-            self._on_result(record)
+            self._on_result(record.token, record.cls, record.payload)
         elif isinstance(record, StreamRecord):
             with self._lock:
                 if self._order:
@@ -483,15 +487,14 @@ class Transport:
         else:
             self._on_async(record)
 
-    def _on_result(self, record: ResultRecord) -> None:
+    def _on_result(self, token: int | None, cls: str, payload: dict[str, Any]) -> None:
         with self._lock:
             self._prompt_due = True
-            token = record.token
             pending = self._by_token.pop(token, None) if token is not None else None
             if pending is None and token is None and self._order:
                 pending = self._by_token.pop(self._order[0].token, None)
             if pending is None:  # an unknown token: keep it, go on
-                self.stray.append(record)
+                self.stray.append(ResultRecord(token, cls, payload))
                 return
             # GDB answers in order: a command older than this one lost its answer (it was
             # not MI, or never came); fail it rather than let it wait for its timeout.
@@ -502,9 +505,9 @@ class Transport:
                     f"gdb answered a later command ({pending.command!r}) before "
                     f"{lost.command!r} (token {lost.token}); its answer was lost"))
             self._order.popleft()
-            if record.cls == "running":
+            if cls == "running":
                 self.state = "running"
-            result = ResultRecord(token, record.cls, record.payload, tuple(pending.streams))
+            result = ResultRecord(token, cls, payload, tuple(pending.streams))
             if pending.abandoned:
                 self.stray.append(result)  # with its streams: they were nobody else's
             if not pending.done:

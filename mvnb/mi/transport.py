@@ -6,25 +6,21 @@ newlines, every line dispatched on the way. A command thus returns as soon as GD
 with no handoff between threads (a reader thread that wakes the caller cost about 15 % of
 the bare MI loop's rate; pygdbmi's ``write()`` waits 0.2 s for more output: shared/facts).
 One reader at a time: other waiting threads sleep until the reader has dispatched what they
-wait for or lets go. A background thread reads only while nobody waits, so async records
+wait for or lets go. A background thread reads while nobody waits, when GDB may write on its
+own (the target runs, or a command nobody waits for is unanswered), so async records
 (``*stopped``, ``=breakpoint-modified``) are handled at once also then: it sleeps in
-``epoll`` on GDB's stdout, armed one-shot only while no caller waits.
+``epoll`` on GDB's stdout, armed one-shot only then, so it never wakes during a command.
 
-GDB answers commands in the order it reads them, and tokens are taken and written under one
-lock, so stream records (``~ @ &``) belong to the oldest command whose result has not come.
-A command given up on (timeout, Ctrl-C) keeps its place until its late result arrives: its
-stream output is swallowed with it and the result is kept in ``stray``. ``*stopped`` and
-``*running`` keep the run state, which only async records carry.
-
-Ctrl-C in the main thread: while the main thread reads and dispatches, a SIGINT is held and
-raised once it sleeps in ``poll`` or lets go, so a ``KeyboardInterrupt`` never lands between
-reading a chunk and dispatching it.
+Tokens are taken and commands written under one lock, so GDB answers in the order the
+commands are kept in; what each line does to them and to the run state is in
+mvnb.mi.dispatch. A command given up on (timeout, Ctrl-C) keeps its place until its late
+result arrives: its stream output is swallowed with it, and a result that came just before
+the give-up is returned. Ctrl-C while the main thread reads is held between lines and acted
+on in ``poll`` (mvnb.mi.sigint).
 """
 
 from __future__ import annotations
 
-import _signal  # signal.signal without the enum wrapping: 0.8 µs a pair instead of 12 µs
-import collections
 import itertools
 import json
 import os
@@ -34,11 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from ..errors import GdbError, MIProtocolError, SessionClosed, TargetTimeout
-from .records import AsyncRecord, Record, ResultRecord, StreamRecord, fast_result, parse_bytes
+from ..errors import GdbError, SessionClosed, TargetTimeout
+from .dispatch import Dispatcher
+from .records import AsyncRecord, ResultRecord, StreamRecord
+from .sigint import SigintShield
 
 __all__ = ["Pending", "Transport"]
 
@@ -49,7 +46,6 @@ _PROMPT_READS = 8  # but not for ever (output that goes on without a prompt)
 _BIG_COMMAND = 4096  # longer commands are written before their caller counts as waiting
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
 _DISARMED = select.EPOLLONESHOT  # the kernel still adds EPOLLHUP: one-shot keeps it to one
-_SIGINT = _signal.SIGINT
 _MAIN = threading.main_thread().ident
 
 
@@ -85,55 +81,11 @@ class Pending:
         return self.result
 
 
-class _Shield:
-    """The main thread's SIGINT handler while it reads: holds the signal while lines are
-    dispatched, passes it to the handler it replaced while the thread sleeps."""
-
-    __slots__ = ("held", "original", "sleeping")
-
-    def __init__(self, original: Callable[[int, FrameType | None], Any]) -> None:
-        self.original = original
-        self.held = False
-        self.sleeping = False
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.sleeping:
-            self.original(signum, frame)  # KeyboardInterrupt out of poll: nothing half-done
-        else:
-            self.held = True
-
-    def pass_on(self) -> None:
-        """Let a held SIGINT act now (the thread is between lines, about to sleep)."""
-        self.held = False
-        self.original(_SIGINT, None)
-
-    @classmethod
-    def install(cls) -> _Shield | None:
-        if threading.get_ident() != _MAIN:
-            return None  # only the main thread runs Python signal handlers
-        original = _signal.getsignal(_SIGINT)
-        if not callable(original):
-            return None  # SIG_DFL, SIG_IGN or a handler set from C: no KeyboardInterrupt
-        shield = cls(original)
-        try:
-            _signal.signal(_SIGINT, shield)
-        except ValueError:  # not the main interpreter
-            return None
-        return shield
-
-    def remove(self) -> None:
-        _signal.signal(_SIGINT, self.original)
-        if self.held:
-            self.pass_on()
-
-
-class Transport:
+class Transport(Dispatcher):
     """A GDB/MI process, read by whichever caller waits and otherwise by one thread.
 
-    ``on_async`` is called with every async record on the thread that read it (a waiting
-    caller or the background thread): keep it short and send no commands from it.
-    Run state: ``state`` is "stopped", "running", "exited" or "closed"; ``stop_seq`` counts
-    ``*stopped`` records and ``wait_stopped(after)`` waits for the next one.
+    The run state, ``stray``, ``protocol_errors`` and ``on_async`` are ``Dispatcher``'s;
+    ``wait_stopped(after)`` waits for the ``*stopped`` numbered past ``after``.
     """
 
     def __init__(
@@ -159,31 +111,21 @@ class Transport:
         self._stdin_fd = self.process.stdin.fileno()
         self._fd = self.process.stdout.fileno()
         os.set_blocking(self._fd, False)
+        super().__init__(on_async)
         self._write_lock = threading.Lock()  # token order == write order == answer order
         self._tokens = itertools.count(1)
-        self._lock = threading.Lock()  # guards everything below but the reader's own state
-        self._by_token: dict[int, Pending] = {}
-        self._order: collections.deque[Pending] = collections.deque()
         self._waiting = 0  # callers in _wait: while there are any, the thread does not read
         self._reading = False  # one thread holds the reader's role
-        self._sleepers: list[threading.Lock] = []  # waiters sleeping while another reads
-        # The reader's own state (only the role's holder touches it):
         self._parts: list[bytes] = []  # the start of a line whose end has not arrived
-        self._prompt_due = False  # a result was read and the "(gdb)" after it was not
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLIN)
         # The background thread's:
         self._epoll = select.epoll()
         self._epoll.register(self._fd, _ARMED)
+        self._armed = True
         self._wake_r, self._wake_w = os.pipe()
         self._epoll.register(self._wake_r, select.EPOLLIN)
         self._stopping = False
-        self.state = "stopped"
-        self.stop_seq = 0
-        self.last_stop: AsyncRecord | None = None
-        self.on_async = on_async
-        self.stray: collections.deque[Record | str] = collections.deque(maxlen=100)
-        self.protocol_errors: collections.deque[str] = collections.deque(maxlen=100)
         self.closed_reason: str | None = None
         self._reader = threading.Thread(target=self._background, name="mvnb-mi-reader",
                                         daemon=True)
@@ -209,15 +151,23 @@ class Transport:
         """Send one of mvnb's in-GDB commands and decode its ``json`` answer."""
         return json.loads(self.command(command, timeout).payload["json"])
 
-    def _write(self, pending: Pending) -> None:
-        """Give ``pending`` its token and write it; tokens reach GDB in ``_order``'s order."""
+    def _write(self, pending: Pending, *, enter: bool = False) -> bool:
+        """Give ``pending`` its token and write it; tokens reach GDB in ``_order``'s order.
+
+        With ``enter``, the caller also starts waiting (as ``_enter``) under the same lock,
+        and the result says whether it took the reader's role.
+        """
+        leading = False
         with self._write_lock:
             with self._lock:
                 if self.closed_reason is not None:
                     raise self._closed_error()
                 pending.token = token = next(self._tokens)
-                self._by_token[token] = pending
-                self._order.append(pending)
+                self._register(pending)
+                if enter:
+                    leading = self._enter()
+                elif self._waiting == 0:  # sent without a waiter: its answer is unattended
+                    self._arm(True)
             view = memoryview(f"{token}{pending.command}\n".encode())
             try:
                 while view:
@@ -227,8 +177,33 @@ class Transport:
             else:
                 failed = False
         if failed:
+            if enter:
+                self._leave(leading)
             self._close_all("gdb's standard input is closed")
             raise self._closed_error()
+        return leading
+
+    def _enter(self) -> bool:
+        """Count the caller as waiting (its thread reads: the background one is disarmed) and
+        give it the reader's role if free; True if it took it (``_lock`` held)."""
+        self._waiting += 1
+        if self._armed:
+            self._arm(False)
+        if self._reading:
+            return False
+        self._reading = True
+        return True
+
+    def _leave(self, leading: bool) -> None:
+        """Undo ``_enter``; the last waiter to go arms the background thread if needed."""
+        with self._lock:
+            if leading:
+                self._reading = False
+                if self._sleepers:
+                    self._wake_sleepers()
+            self._waiting -= 1
+            if self._waiting == 0 and self._unattended_output():
+                self._arm(True)
 
     def _finish(self, pending: Pending, timeout: float | None, write: bool) -> ResultRecord:
         """Wait for ``pending`` (writing it first when ``write``); abandon it on a timeout or
@@ -292,34 +267,41 @@ class Transport:
               write: Pending | None) -> bool:
         """Wait until ``done()``, reading GDB's output meanwhile unless another thread does.
 
-        Writes ``write`` first. False when ``deadline`` passes first.
+        Writes ``write`` first. False when ``deadline`` passes first. A small command is
+        written before the SIGINT shield goes up (one ``write``: Ctrl-C cannot cut it), so
+        that GDB works on it meanwhile; a big one after (it may take several).
         """
         if write is None and done():
             return True
-        shield = _Shield.install()
+        main = threading.get_ident() == _MAIN
+        small = write is not None and len(write.command) <= _BIG_COMMAND
+        shield = SigintShield.install() if main and not small else None
         try:
-            if write is not None and len(write.command) > _BIG_COMMAND:
-                self._write(write)  # GDB may need a reader to drain its output meanwhile
-                write = None
-            with self._lock:
-                self._waiting += 1
-                if self._waiting == 1:
-                    self._arm(False)
-            try:
+            if small:
+                assert write is not None
+                leading = self._write(write, enter=True)  # raises before entering, or enters
+            else:
                 if write is not None:
-                    self._write(write)
-                return self._take_turn(done, deadline, shield)
-            finally:
+                    self._write(write)  # GDB may need a reader to drain its output meanwhile
                 with self._lock:
-                    self._waiting -= 1
-                    if self._waiting == 0 and self.closed_reason is None:
-                        self._arm(True)
+                    leading = self._enter()
+        except BaseException:
+            if shield is not None:
+                shield.remove()
+            raise
+        try:
+            if main and shield is None:
+                shield = SigintShield.install()
+            if leading:
+                return self._lead(done, deadline, shield)
+            return self._take_turn(done, deadline, shield)
         finally:
+            self._leave(leading)
             if shield is not None:
                 shield.remove()
 
     def _take_turn(self, done: Callable[[], bool], deadline: float | None,
-                   shield: _Shield | None) -> bool:
+                   shield: SigintShield | None) -> bool:
         """Sleep while another thread reads; read once the role is free."""
         while True:
             with self._lock:
@@ -343,12 +325,17 @@ class Transport:
         try:
             return self._lead(done, deadline, shield)
         finally:
-            with self._lock:
-                self._reading = False
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """Give the reader's role up and wake the waiters that sleep meanwhile."""
+        with self._lock:
+            self._reading = False
+            if self._sleepers:
                 self._wake_sleepers()
 
     def _lead(self, done: Callable[[], bool], deadline: float | None,
-              shield: _Shield | None) -> bool:
+              shield: SigintShield | None) -> bool:
         """With the reader's role: read and dispatch until ``done()`` or ``deadline``."""
         poll = self._poll.poll
         while not done():
@@ -361,17 +348,24 @@ class Transport:
                 wait_ms = min(int(_SLICE * 1000), int(left * 1000) + 1)
             if shield is None:
                 ready = poll(wait_ms)
-            else:
-                ready = self._sleep(shield, poll, wait_ms)
+            else:  # as _sleep, inline: this is every command's path
+                if shield.held:
+                    shield.pass_on()
+                shield.sleeping = True
+                try:
+                    ready = poll(wait_ms)
+                finally:
+                    shield.sleeping = False
             if ready and not self._read():
                 return done()  # gdb exited; every waiter has been failed
-        for _ in range(_PROMPT_READS):  # read it now: it would wake the background thread
-            if not (self._prompt_due and poll(_PROMPT_MS) and self._read()):
-                break
+        if self.state == "running" or self._order:  # the background thread will be armed:
+            for _ in range(_PROMPT_READS):  # read the "(gdb)" now, it would only wake it
+                if not (self._prompt_due and poll(_PROMPT_MS) and self._read()):
+                    break
         return True
 
     @staticmethod
-    def _sleep(shield: _Shield | None, block: Callable[..., Any], *args: Any) -> Any:
+    def _sleep(shield: SigintShield | None, block: Callable[..., Any], *args: Any) -> Any:
         """``block(*args)`` (a poll or a lock wait) with SIGINT acting at once."""
         if shield is None:
             return block(*args)
@@ -383,14 +377,18 @@ class Transport:
         finally:
             shield.sleeping = False
 
-    def _wake_sleepers(self) -> None:
-        """Wake every waiter that sleeps while another thread reads (``_lock`` held)."""
-        for sleeper in self._sleepers:
-            sleeper.release()
-        self._sleepers.clear()
+    def _unattended_output(self) -> bool:
+        """Whether GDB may write while nobody waits, so the background thread must read:
+        the target runs, or commands nobody waits for are unanswered (``_lock`` held).
+        A stopped target with every command answered leaves GDB silent: a "(gdb)" left in
+        the pipe then is read by the next caller, and no thread wakes for it."""
+        return self.state == "running" or bool(self._order)
 
     def _arm(self, armed: bool) -> None:
         """Let the background thread wake on GDB's output, or not (``_lock`` held)."""
+        if armed == self._armed or self.closed_reason is not None:
+            return
+        self._armed = armed
         try:
             self._epoll.modify(self._fd, _ARMED if armed else _DISARMED)
         except (OSError, ValueError):  # closed
@@ -409,6 +407,7 @@ class Transport:
             if not any(ready == fd for ready, _ in events):
                 continue
             with self._lock:
+                self._armed = False  # one-shot: the kernel disarmed it as it fired
                 if self._waiting or self._reading or self.closed_reason is not None:
                     continue  # a waiting caller reads; the last one to leave re-arms
                 self._reading = True
@@ -419,7 +418,7 @@ class Transport:
                 with self._lock:
                     self._reading = False
                     self._wake_sleepers()
-                    if alive and self._waiting == 0:
+                    if alive and self._waiting == 0 and self._unattended_output():
                         self._arm(True)
             if not alive:
                 return
@@ -461,101 +460,6 @@ class Transport:
                 return False
         return True
 
-    def _dispatch(self, line: bytes) -> None:
-        if line.startswith(b"(gdb)"):
-            self._prompt_due = False
-            return
-        fast = fast_result(line)
-        if fast is not None:
-            self._on_result(*fast)
-            return
-        try:
-            record = parse_bytes(line)
-        except MIProtocolError as error:
-            self._protocol_error(error)
-            return
-        if record is None:
-            return
-        if isinstance(record, ResultRecord):
-            self._on_result(record.token, record.cls, record.payload)
-        elif isinstance(record, StreamRecord):
-            with self._lock:
-                if self._order:
-                    self._order[0].streams.append(record)
-                else:
-                    self.stray.append(record)
-        else:
-            self._on_async(record)
-
-    def _on_result(self, token: int | None, cls: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            self._prompt_due = True
-            pending = self._by_token.pop(token, None) if token is not None else None
-            if pending is None and token is None and self._order:
-                pending = self._by_token.pop(self._order[0].token, None)
-            if pending is None:  # an unknown token: keep it, go on
-                self.stray.append(ResultRecord(token, cls, payload))
-                return
-            # GDB answers in order: a command older than this one lost its answer (it was
-            # not MI, or never came); fail it rather than let it wait for its timeout.
-            while self._order[0] is not pending:
-                lost = self._order.popleft()
-                self._by_token.pop(lost.token, None)
-                self._fail(lost, MIProtocolError(
-                    f"gdb answered a later command ({pending.command!r}) before "
-                    f"{lost.command!r} (token {lost.token}); its answer was lost"))
-            self._order.popleft()
-            if cls == "running":
-                self.state = "running"
-            result = ResultRecord(token, cls, payload, tuple(pending.streams))
-            if pending.abandoned:
-                self.stray.append(result)  # with its streams: they were nobody else's
-            if not pending.done:
-                pending.result = result
-                pending.done = True
-            if self._sleepers:
-                self._wake_sleepers()
-
-    def _fail(self, pending: Pending, error: BaseException) -> None:
-        """Finish ``pending`` with ``error`` unless it is done (``_lock`` held)."""
-        if not pending.done:
-            pending.error = error
-            pending.done = True
-
-    def _on_async(self, record: AsyncRecord) -> None:
-        with self._lock:
-            if record.kind == "exec" and record.cls == "running":
-                self.state = "running"
-            elif record.kind == "exec" and record.cls == "stopped":
-                self.state = "stopped"
-                self.last_stop = record
-                self.stop_seq += 1
-            elif record.kind == "notify" and record.cls == "thread-group-exited":
-                self.state = "exited"
-            elif record.kind == "notify" and record.cls == "thread-group-started":
-                if self.state == "exited":
-                    self.state = "stopped"
-            if self._sleepers:
-                self._wake_sleepers()
-        if self.on_async is not None:
-            try:
-                self.on_async(record)
-            except Exception as error:  # a listener's bug must not stop the reader
-                self.protocol_errors.append(f"async listener failed: {error!r}")
-
-    def _protocol_error(self, error: MIProtocolError) -> None:
-        """A line that is not MI belongs to the oldest command, like stream output: fail
-        it with the error (no hang); it keeps its place until its result comes."""
-        self.protocol_errors.append(str(error))
-        with self._lock:
-            if not self._order:
-                return
-            pending = self._order[0]
-            self._fail(pending, error)
-            pending.abandoned = True
-            if self._sleepers:
-                self._wake_sleepers()
-
     # -- shutting down ----------------------------------------------------------------
 
     def stderr_tail(self, lines: int = 20) -> str:
@@ -574,14 +478,7 @@ class Transport:
             if self.closed_reason is None:
                 self.closed_reason = reason
             self.state = "closed"
-            waiting = list(self._order)
-            self._order.clear()
-            self._by_token.clear()
-            self._wake_sleepers()
-        error = self._closed_error()
-        with self._lock:
-            for pending in waiting:
-                self._fail(pending, error)
+        self._fail_all(self._closed_error())
         self._stop_background()
 
     def _stop_background(self) -> None:

@@ -5,7 +5,6 @@
   and tuned (no quiet period, ``write(read_response=False)``, ``select()`` on GDB's stdout
   and ``get_gdb_response(timeout_sec=0)`` until the command's own result arrives).
 - ``AvatarPeer``: avatar2's ``GDBTarget`` (it drives GDB through pygdbmi).
-- ``gdb_python_script``: GDB's own Python in one GDB process.
 
 Every peer's GDB uses the index cache mvnb uses, so start-up compares like with like.
 """
@@ -20,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -228,18 +226,6 @@ def start_qemu(guest: Any, sock: str) -> subprocess.Popen[bytes]:
             pass_fds=[listener.fileno()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         listener.close()
-
-
-def gdb_python_script(address: str, symbols: Path, body: str, timeout: float = 300) -> str:
-    """Run ``body`` (Python, after ``import gdb, time``) in ``gdb -batch`` connected to
-    ``address``; the guest is left stopped (``disconnect``). Returns what it printed."""
-    script = f"import gdb, time, json\ngdb.execute('target remote {address}')\n{body}\n" \
-             "gdb.execute('disconnect')\n"
-    with tempfile.NamedTemporaryFile("w", suffix=".py") as f:
-        f.write(script)
-        f.flush()
-        return subprocess.run([*gdb_argv(symbols), "-batch", "-x", f.name], capture_output=True,
-                              text=True, timeout=timeout, check=True).stdout
 
 
 def spread(values: list[float], digits: int = 1) -> dict[str, Any]:

@@ -5,16 +5,18 @@ QEMU's stub takes one client at a time):
   a  ``Session.eval``
   b  pygdbmi ``GdbController.write()`` with its defaults
   b2 pygdbmi tuned (bench/_peers.py: TunedPygdbmi)
-  c  GDB's own Python, ``int(gdb.parse_and_eval("jiffies"))`` in a loop (one ``gdb -batch``
-     per round, which leaves its guest stopped)
+  c  GDB's own Python, ``int(gdb.parse_and_eval("jiffies"))`` in a loop timed inside GDB
+     (a script sourced into a GDB of its own; the loop is started over MI each round)
   d  a bare MI loop reading GDB's output in whole chunks (``-data-evaluate-expression``,
      result parsed with pygdbmi)
   e  ``Session.eval_many`` with the expression 1,000 times in one call
   f  mvnb's transport alone sending (d)'s command
   g  avatar2 ``GDBTarget.read_memory`` of ``jiffies``' 8 bytes
-Rounds interleave every peer (the order turns each round), so a round's peers share the
-machine's noise: each figure is min / median / max over rounds, each ratio the spread of
-the same-round ratios.
+Within a round the fast peers (a, b2, c, d, e, f) take turns in short slices (``--seconds``
+each in all, in ``--slices`` turns, the order turning), so a round's peers share the
+machine's noise; the slow ones (b, g) get a second each. Each figure is min / median / max
+over rounds, each ratio the spread of the same-round ratios; per-call times of a, b2, d, f
+are pooled into percentiles too.
 
 Start-up: reset to the first ``lapic_cal_handler`` hit (QEMU started paused, symbols loaded
 with GDB's index cache on for every peer, hardware breakpoint, continue): mvnb, ``gdb
@@ -44,7 +46,6 @@ from _peers import (
     DefaultPygdbmi,
     TunedPygdbmi,
     gdb_argv,
-    gdb_python_script,
     paired,
     spread,
     start_qemu,
@@ -70,28 +71,46 @@ NAMES = {
 }
 
 
-def rate(fn: Callable[[], object], seconds: float) -> float:
-    fn()  # warm up
-    start = time.perf_counter()
+def timed(fn: Callable[[], object], seconds: float,
+          latencies: list[int] | None = None) -> tuple[int, float]:
+    """Call ``fn`` for ``seconds`` (at least once): (calls, seconds taken); each call's time
+    (ns) goes to ``latencies``."""
+    clock = time.perf_counter_ns
+    start = now = clock()
+    end = start + int(seconds * 1e9)
     n = 0
-    while time.perf_counter() - start < seconds:
+    while n == 0 or now < end:
         fn()
         n += 1
+        then, now = now, clock()
+        if latencies is not None:
+            latencies.append(now - then)
+    return n, (now - start) / 1e9
+
+
+def rate(fn: Callable[[], object], seconds: float) -> float:
+    fn()  # warm up
+    n, elapsed = timed(fn, seconds)
+    return n / elapsed
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))] / 1000
+
+
+GDB_PYTHON_LOOP = f"""
+import gdb, time
+def gdb_python_rate(seconds):
+    f = gdb.parse_and_eval
+    int(f("{EXPR}"))
+    start = time.perf_counter(); n = 0
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            int(f("{EXPR}"))
+        n += 100
     return n / (time.perf_counter() - start)
-
-
-def gdb_python_rate(address: str, symbols: Path, seconds: float) -> float:
-    out = gdb_python_script(address, symbols, f"""
-f = gdb.parse_and_eval
-int(f("{EXPR}"))
-start = time.perf_counter(); n = 0
-while time.perf_counter() - start < {seconds}:
-    for _ in range(100):
-        int(f("{EXPR}"))
-    n += 100
-print("RATE", n / (time.perf_counter() - start))
-""")
-    return float(next(line.split()[1] for line in out.splitlines() if line.startswith("RATE")))
+"""
 
 
 # -- start-up -----------------------------------------------------------------------------
@@ -173,8 +192,11 @@ def boot_avatar2(guest: mvnb.Guest) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--seconds", type=float, default=1.0,
+                        help="time per fast peer per round")
+    parser.add_argument("--slices", type=int, default=10,
+                        help="turns the fast peers take within a round")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds")
     parser.add_argument("--boots", type=int, default=5, help="start-up runs per peer")
     args = parser.parse_args()
     guest = mvnb.guests.debian_cloud()
@@ -187,6 +209,10 @@ def main() -> None:
     for name in ("bare", "tuned", "defaults", "avatar", "python"):
         vms[name][1].close()  # frees the stub (it takes one client); the guest stays stopped
     with tempfile.TemporaryDirectory() as tmp:
+        loop = Path(tmp) / "gdb_python_rate.py"
+        loop.write_text(GDB_PYTHON_LOOP)
+        python = BareMI(vms["python"][0].gdb_address, guest.symbols, mi_async=True)
+        python.console(f"source {loop}")
         bare = BareMI(vms["bare"][0].gdb_address, guest.symbols, mi_async=True)
         tuned = TunedPygdbmi(vms["tuned"][0].gdb_address, guest.symbols, mi_async=True)
         defaults = DefaultPygdbmi(vms["defaults"][0].gdb_address, guest.symbols)
@@ -194,25 +220,47 @@ def main() -> None:
         jiffies = avatar.address_of(EXPR)
         exprs = [EXPR] * 1000
         command = f"-data-evaluate-expression {EXPR}"
-        peers: dict[str, Callable[[], float]] = {
-            "a": lambda: rate(lambda: s.eval(EXPR), args.seconds),
-            "d": lambda: rate(lambda: bare.command(command, parse=True), args.seconds),
-            "f": lambda: rate(lambda: s._transport.command(command), args.seconds),
-            "b2": lambda: rate(lambda: tuned.command(command), args.seconds),
-            "e": lambda: 1000 * rate(lambda: s.eval_many(exprs), args.seconds),
-            "c": lambda: gdb_python_rate(vms["python"][0].gdb_address, guest.symbols,
-                                         args.seconds),
-            "g": lambda: rate(lambda: avatar.target.read_memory(jiffies, 8), args.seconds),
-            "b": lambda: rate(lambda: defaults.read(EXPR), args.seconds),
+        calls: dict[str, list[int]] = {"a": [], "d": [], "f": [], "b2": []}
+        piece = args.seconds / args.slices
+
+        def gdb_python(seconds: float) -> tuple[int, float]:
+            reads_per_second = float(python.console(f"python print(gdb_python_rate({seconds}))"))
+            return round(reads_per_second * seconds), seconds
+
+        # The fast peers share each round in slices, taking turns; the slow ones (b, g: a
+        # few reads a second) get a second each per round.
+        fast: dict[str, Callable[[], tuple[int, float]]] = {
+            "a": lambda: timed(lambda: s.eval(EXPR), piece, calls["a"]),
+            "d": lambda: timed(lambda: bare.command(command, parse=True), piece, calls["d"]),
+            "f": lambda: timed(lambda: s._transport.command(command), piece, calls["f"]),
+            "b2": lambda: timed(lambda: tuned.command(command), piece, calls["b2"]),
+            "e": lambda: (lambda n, t: (1000 * n, t))(*timed(lambda: s.eval_many(exprs), piece)),
+            "c": lambda: gdb_python(piece),
         }
-        order = list(peers)
+        slow: dict[str, Callable[[], float]] = {
+            "g": lambda: rate(lambda: avatar.target.read_memory(jiffies, 8), 1.0),
+            "b": lambda: rate(lambda: defaults.read(EXPR), 1.0),
+        }
+        for fn in (s.eval, lambda e: bare.command(command), lambda e: tuned.command(command)):
+            fn(EXPR)  # warm up
+        order = list(fast)
         try:
             for r in range(args.rounds):
-                for name in order[r % len(order):] + order[: r % len(order)]:
-                    samples[name].append(peers[name]())
+                totals = {name: [0, 0.0] for name in fast}
+                for k in range(args.slices):
+                    turn = (r + k) % len(order)
+                    for name in order[turn:] + order[:turn]:
+                        n, elapsed = fast[name]()
+                        totals[name][0] += n
+                        totals[name][1] += elapsed
+                for name, (n, elapsed) in totals.items():
+                    samples[name].append(n / elapsed)
+                for name, measure in slow.items():
+                    samples[name].append(measure())
                 print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}"
                                                    for k, v in samples.items()), flush=True)
         finally:
+            python.close(detach=False)
             bare.close(detach=False)
             tuned.close(detach=False)
             defaults.close()
@@ -270,6 +318,17 @@ def main() -> None:
             "a_over_g": round(med["a"] / med["g"], 1),
         },
         "targets": {"a_over_d": ">= 0.9", "e_over_c": ">= 0.8"},
+        "latency_us": {
+            "what": "time of one read, every call of every round pooled: p10 (the calls the "
+                    "machine's other load left alone) and p50",
+            **{NAMES[k]: {"p10": round(percentile(v, 0.1), 1), "p50": round(percentile(v, 0.5), 1),
+                          "calls": len(v)} for k, v in calls.items()},
+        },
+        "latency_ratios": {  # as rates: peer's time over mvnb's
+            f"{x}_over_{y}_{q}": round(percentile(calls[y], p) / percentile(calls[x], p), 3)
+            for x, y in (("a", "d"), ("f", "d"), ("a", "b2"))
+            for q, p in (("p10", 0.1), ("p50", 0.5))
+        },
         "reset_to_first_lapic_cal_handler_s": {
             "what": "QEMU start paused to the first lapic_cal_handler hit, GDB's index cache "
                     "on for every peer; boots that hit the TSC-calibration trap not counted",

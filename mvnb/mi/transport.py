@@ -258,7 +258,10 @@ class Transport(Dispatcher):
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                self.send("-exec-interrupt")
+                try:
+                    self.send("-exec-interrupt")
+                except SessionClosed:
+                    break
         return self.last_stop if self.stop_seq > after else None
 
     # -- waiting: leader/follower ------------------------------------------------------

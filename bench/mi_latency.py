@@ -123,7 +123,7 @@ def reset_to_first_hit_mvnb(guest: mvnb.Guest) -> float | None:
 def best_of(fn, guest: mvnb.Guest, wanted: int = 2, tries: int = 10) -> float:
     """The fastest of ``wanted`` boots that reached the LAPIC calibration.
 
-    Boots whose TSC calibration failed (see mvnb/boot.py) stop in calibrate_delay_converge
+    Boots whose TSC calibration failed (see mvnb/vm/boot.py) stop in calibrate_delay_converge
     and are not counted, for mvnb and for the plain run alike.
     """
     times = []

@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 import mvnb
-from mvnb.timing.tsc import TSC
+from mvnb.x86 import TSC
 
 HERE = Path(__file__).parent
 ICOUNT_SHIFT = 0
-LAPIC_COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.regs.TIMER_CCR,
-                 "icr": mvnb.regs.TIMER_ICR, "dcr": mvnb.regs.TIMER_DCR, "tsc": TSC,
+LAPIC_COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.x86.TIMER_CCR,
+                 "icr": mvnb.x86.TIMER_ICR, "dcr": mvnb.x86.TIMER_DCR, "tsc": TSC,
                  "jiffies": "jiffies"}
 
 
@@ -47,7 +47,7 @@ def jiffies_periodic(guest: mvnb.Guest, path: Path) -> pd.DataFrame:
     with vm:
         for bp in s.breakpoints():
             bp.delete()
-        return s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.regs.TIMER_CCR},
+        return s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.x86.TIMER_CCR},
                                  interval=0.05, count=600, path=path)
 
 

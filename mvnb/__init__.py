@@ -1,15 +1,17 @@
 """mvnb: a Jupyter kit for investigating guest kernels on microVMs.
 
-GDB sessions as Python objects (``Session``, ``Qemu``), register bitfields (``regs``,
-``widgets``), timer samples as pandas frames and their analysis (``timing``).
-``%load_ext mvnb`` adds the ``%gdb`` magics.
+GDB sessions as Python objects (``Session``; :mod:`mvnb.gdb`), guests and QEMU
+(``Qemu``, ``guests``, ``boot_to``; :mod:`mvnb.vm`), the x86 CPU under the debugger
+(``s.x86``; :mod:`mvnb.x86`), register bitfields (:mod:`mvnb.regs`, :mod:`mvnb.widgets`),
+timer samples and their analysis (:mod:`mvnb.timing`). ``%load_ext mvnb`` adds the ``%gdb``
+magics. ``import mvnb`` is cheap: pandas, matplotlib and ipywidgets load on first use.
 """
 
 from __future__ import annotations
 
-from . import guests, regs, timing, widgets
-from .boot import boot_to
-from .breakpoints import Breakpoint
+from typing import Any
+
+from . import x86  # registers the s.x86 accessor
 from .errors import (
     Error,
     FaultError,
@@ -22,11 +24,8 @@ from .errors import (
     TargetTimeout,
     Unsupported,
 )
-from .guests import Guest
-from .qemu import Qemu
-from .session import Session, current, use
-from .stop import Frame, Stop
-from .value import Value
+from .gdb import Breakpoint, Frame, Session, Stop, Value, current, use
+from .vm import Guest, Qemu, boot_to, guests
 
 __version__ = "0.1.0"
 
@@ -56,11 +55,23 @@ __all__ = [
     "timing",
     "use",
     "widgets",
+    "x86",
 ]
+
+_LAZY = ("regs", "timing", "widgets")
+
+
+def __getattr__(name: str) -> Any:
+    """``mvnb.regs``, ``mvnb.timing`` and ``mvnb.widgets`` are imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'mvnb' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext mvnb``: register ``%gdb`` and ``%%gdb``."""
-    from .magics import register
+    from .gdb.magics import register
 
     register(ipython)

@@ -11,8 +11,8 @@ import itertools
 import sys
 import warnings
 
-from . import guests
 from .errors import Error
+from .vm import guests
 
 __all__ = ["main"]
 
@@ -26,7 +26,7 @@ def _guest_fetch(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Boot the default guest, stop at the LAPIC timer calibration, print what it shows."""
-    from .boot import boot_to
+    from .vm import boot_to
 
     guest = guests.debian_cloud()
     print(f"Booting {guest.name} under QEMU microvm (TCG), paused at reset ...")

@@ -9,7 +9,8 @@ import pytest
 
 import mvnb
 from mvnb import cache, guests
-from mvnb.boot import host_tsc_khz
+from mvnb.vm import elf
+from mvnb.vm.boot import host_tsc_khz
 
 
 def test_missing_kernel_says_what_to_pass(tmp_path):
@@ -62,8 +63,8 @@ def test_debian_cloud_is_cached_and_checked(monkeypatch):
     again = guests.debian_cloud(progress=False)
     assert again == guest
     assert time.perf_counter() - start < 0.5
-    banner = guests.linux_banner(guest.symbols)
-    image = guests.bzimage_version(guest.kernel)
+    banner = elf.linux_banner(guest.symbols)
+    image = elf.bzimage_version(guest.kernel)
     assert banner.startswith(f"Linux version {image.split()[0]} ")
     assert guests.kernel_hz(guest) in (100, 250, 300, 1000)
 
@@ -72,18 +73,18 @@ def test_mismatched_builds_are_refused(tmp_path):
     guest = guests.debian_cloud(progress=False)
     kernel = tmp_path / "vmlinuz"
     data = bytearray(guest.kernel.read_bytes()[:0x10000])
-    version_at = data.index(guests.bzimage_version(guest.kernel).encode())
+    version_at = data.index(elf.bzimage_version(guest.kernel).encode())
     data[version_at] = ord("9")  # another release
     kernel.write_bytes(bytes(data))
     with pytest.raises(mvnb.GuestError, match="different builds"):
-        guests._check_same_build(mvnb.Guest(kernel=kernel, symbols=guest.symbols))
+        elf.check_same_build(kernel, guest.symbols)
 
 
 def test_not_a_bzimage(tmp_path):
     kernel = tmp_path / "kernel"
     kernel.write_bytes(b"\0" * 0x1000)
     with pytest.raises(mvnb.GuestError, match="not a Linux bzImage"):
-        guests.bzimage_version(kernel)
+        elf.bzimage_version(kernel)
 
 
 def test_host_tsc_khz_reads_cpuinfo():

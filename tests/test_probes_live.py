@@ -10,14 +10,13 @@ from __future__ import annotations
 import pytest
 
 import mvnb
-from mvnb import _probe
-from mvnb.errors import Error
-from mvnb.probes import ProbeFault
+from mvnb.errors import Error, ProbeFault
 from mvnb.regs import parse_info_lapic
+from mvnb.x86 import probe
 
 pytestmark = pytest.mark.live
 
-UD2 = _probe.Instruction("ud2", b"\x0f\x0b", ())
+UD2 = probe.Instruction("ud2", b"\x0f\x0b", ())
 
 
 def _loops(s: mvnb.Session) -> int:
@@ -39,9 +38,9 @@ def _next_hit_is_the_next_tick(s: mvnb.Session) -> None:
 def test_lapic_at_the_first_hit_agrees_with_info_lapic(calibrating):
     _, s = calibrating
     assert s.frame().function == "lapic_cal_handler" and _loops(s) == -1
-    plain = s.lapic(probe=False)
+    plain = s.x86.lapic(probe=False)
     assert plain.text == s.monitor("info lapic")  # guest time stands still while stopped
-    snap = s.lapic()
+    snap = s.x86.lapic()
     for name, raw in parse_info_lapic(snap.text).items():
         assert int(snap[name]) == raw, name
     # The rdmsr probe ran the vCPU for one step, and QEMU's virtual clock with it.
@@ -60,12 +59,12 @@ def test_lapic_at_the_first_hit_agrees_with_info_lapic(calibrating):
 
 def test_cpuid_as_the_guest_sees_it(calibrating):
     _, s = calibrating
-    leaf1 = s.cpuid(1)
+    leaf1 = s.x86.cpuid(1)
     assert leaf1.decode()["edx"]["apic"] == 1 and leaf1.edx >> 9 & 1
     assert leaf1.decode()["ecx"]["x2apic"] == 0  # QEMU 7.2 TCG offers no x2APIC
-    hv = s.cpuid(0x40000000)
+    hv = s.x86.cpuid(0x40000000)
     assert hv.vendor == "TCGTCGTCGTCG" and hv.eax >= 0x40000001
-    assert s.cpuid(0).vendor in ("GenuineIntel", "AuthenticAMD")
+    assert s.x86.cpuid(0).vendor in ("GenuineIntel", "AuthenticAMD")
 
 
 def test_a_probe_restores_everything_and_the_next_cont_is_the_next_tick(calibrating):
@@ -74,8 +73,8 @@ def test_a_probe_restores_everything_and_the_next_cont_is_the_next_tick(calibrat
     rsp = int(regs["rsp"])
     stack = s.read_memory(rsp - 256, 512)
     frame = s.frame()
-    s.cpuid(1)
-    s.rdmsr(0x1B)
+    s.x86.cpuid(1)
+    s.x86.rdmsr(0x1B)
     assert (s.registers() == regs).all()
     assert s.read_memory(rsp - 256, 512) == stack
     assert s.frame() == frame
@@ -84,14 +83,14 @@ def test_a_probe_restores_everything_and_the_next_cont_is_the_next_tick(calibrat
 
 def test_msr_apic_base_and_efer(calibrating):
     _, s = calibrating
-    base = s.msr("IA32_APIC_BASE")
+    base = s.x86.msr("IA32_APIC_BASE")
     assert base["bsp"] == 1 and base["en"].enum == "enabled"
     assert base["extd"].enum == "xapic" and base["base"] == 0xFEE00000
-    assert s.rdmsr("IA32_APIC_BASE") == int(base) == 0xFEE00900
-    efer = s.msr("IA32_EFER")
+    assert s.x86.rdmsr("IA32_APIC_BASE") == int(base) == 0xFEE00900
+    efer = s.x86.msr("IA32_EFER")
     assert efer["lma"] == 1 and int(efer) == s.register("efer")
     with pytest.raises(ValueError, match="not an MSR"):
-        s.rdmsr("CR0")
+        s.x86.rdmsr("CR0")
     _next_hit_is_the_next_tick(s)
 
 
@@ -103,7 +102,7 @@ def test_a_faulting_instruction_restores_everything(calibrating):
     rsp = int(regs["rsp"])
     stack = s.read_memory(rsp - 256, 512)
     with pytest.raises(ProbeFault, match="raised an exception") as info:
-        _probe.execute(s, _probe.find(s, UD2), UD2, {})
+        s.x86.prober.run(UD2, {})
     assert "asm_exc_invalid_op" in info.value.where
     assert (s.registers() == regs).all()
     assert s.read_memory(rsp - 256, 512) == stack
@@ -117,12 +116,12 @@ def test_gdb_stepi_probe_would_report_the_same_breakpoint_again(calibrating):
     _, s = calibrating
     loops = _loops(s)
     regs = s.registers()
-    site = s._probe_site(_probe.CPUID, 30)
+    site = s.x86.prober.site(probe.CPUID)
     s.set("$rax", 1)
     s.set("$rip", site)
     s.stepi(timeout=10)
-    for name in _probe.GPRS:
-        _probe._write(s, name, int(regs[name]))
+    for name in probe.GPRS:
+        s.x86.prober.write_register(name, int(regs[name]))
     stop = s.cont(timeout=30)
     assert stop.frame.function == "lapic_cal_handler" and _loops(s) == loops  # same tick
     _next_hit_is_the_next_tick(s)
@@ -130,24 +129,24 @@ def test_gdb_stepi_probe_would_report_the_same_breakpoint_again(calibrating):
 
 def test_control_registers_decode_and_write_back(calibrating):
     _, s = calibrating
-    regs = s.control_registers()
+    regs = s.x86.control_registers()
     assert set(regs) == {"CR0", "CR3", "CR4", "RFLAGS", "IA32_EFER"}
     assert regs["CR0"]["pg"] == 1 and regs["CR0"]["pe"] == 1
     assert regs["IA32_EFER"]["lma"] == 1 and regs["CR4"]["pae"] == 1
     cr0 = regs["CR0"]
-    widget = s.register_widget("CR0")
+    widget = s.x86.register_widget("CR0")
     widget.toggle(3)  # CR0.TS
     widget.write()
-    assert s.control_registers()["CR0"]["ts"] == (not cr0["ts"])
-    assert s.write_register("CR0", cr0) == cr0
+    assert s.x86.control_registers()["CR0"]["ts"] == (not cr0["ts"])
+    assert s.x86.write_register("CR0", cr0) == cr0
     cr4 = regs["CR4"]
-    assert s.write_register("CR4", cr4.replace(tsd=1))["tsd"] == 1
-    assert s.write_register("CR4", cr4) == cr4
+    assert s.x86.write_register("CR4", cr4.replace(tsd=1))["tsd"] == 1
+    assert s.x86.write_register("CR4", cr4) == cr4
     flags = regs["RFLAGS"]
-    assert s.write_register("RFLAGS", flags.replace(cf=1 - flags["cf"]))["cf"] != flags["cf"]
-    assert s.write_register("RFLAGS", flags) == flags
+    assert s.x86.write_register("RFLAGS", flags.replace(cf=1 - flags["cf"]))["cf"] != flags["cf"]
+    assert s.x86.write_register("RFLAGS", flags) == flags
     with pytest.raises(mvnb.errors.Unsupported, match="not a register GDB can write"):
-        s.write_register("IA32_APIC_BASE", 0xFEE00900)
+        s.x86.write_register("IA32_APIC_BASE", 0xFEE00900)
     _next_hit_is_the_next_tick(s)
 
 
@@ -155,15 +154,15 @@ def test_probes_refuse_outside_the_kernel_and_while_running(guest):
     with mvnb.Qemu(guest) as vm:  # paused at reset: real mode, no kernel yet
         s = vm.session()
         with pytest.raises(Error, match="not in 64-bit mode"):
-            s.cpuid(1)
+            s.x86.cpuid(1)
         with pytest.raises(Error, match="not in 64-bit mode"):
-            s.msr("IA32_APIC_BASE")
-        snap = s.lapic()
+            s.x86.msr("IA32_APIC_BASE")
+        snap = s.x86.lapic()
         assert "IA32_APIC_BASE" not in snap and "64-bit" in snap.unread["IA32_APIC_BASE"]
-        s._mi("-exec-continue")
+        s.cont(wait=False)
         try:
             assert s.running
             with pytest.raises(Error, match="running"):
-                s.rdmsr(0x1B)
+                s.x86.rdmsr(0x1B)
         finally:
             s.interrupt(timeout=10)

@@ -16,12 +16,12 @@ import pytest
 
 import mvnb
 from mvnb.timing import linux_calibrate_apic
-from mvnb.timing.tsc import TSC
+from mvnb.x86 import TSC
 
 pytestmark = pytest.mark.live
 
 HZ = 250
-COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.regs.TIMER_CCR, "tsc": TSC,
+COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.x86.TIMER_CCR, "tsc": TSC,
            "jiffies": "jiffies"}
 
 
@@ -107,7 +107,7 @@ def test_sample_periodic(boot):
     _vm, s, _ = boot("lapic_cal_handler")
     for bp in s.breakpoints():
         bp.delete()
-    frame = s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.regs.TIMER_CCR},
+    frame = s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.x86.TIMER_CCR},
                               interval=0.05, count=10, progress=False)
     assert len(frame) == 10 and frame.attrs["method"] == "periodic"
     gaps = frame["host_ns"].diff().dropna() / 1e9

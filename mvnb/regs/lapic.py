@@ -252,6 +252,6 @@ class LapicSnapshot(Mapping[str, RegisterValue]):
         p.text(str(self) if not cycle else repr(self))
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import snapshot_html
+        from .html import snapshot_html
 
         return snapshot_html(self)

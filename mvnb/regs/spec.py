@@ -240,6 +240,6 @@ class RegisterSpec:
         return RegisterValue(self, raw)
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import spec_html
+        from .html import spec_html
 
         return spec_html(self)

@@ -8,6 +8,7 @@ default is a unix socket in a private 0700 directory; ``gdb="tcp"`` binds 127.0.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -18,12 +19,13 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from . import _proc
-from .errors import Error, TargetExited, TargetTimeout
-from .guests import Guest
-from .session import Session
+from .. import _proc
+from ..errors import Error, GuestError, TargetExited, TargetTimeout
+from ..gdb import Session
+from .elf import bzimage_version
+from .guest import Guest
 
 __all__ = ["Qemu"]
 
@@ -157,17 +159,25 @@ class Qemu:
         if self._session is not None and not self._session.closed:
             return self._session
         self._check_alive()
-        session = Session(owner=self, timeout=timeout)
         try:
-            if self.guest.symbols is not None:
-                session.load_symbols(self.guest.symbols, timeout=timeout)
-            session._attach(self.gdb_address, timeout)
+            session = Session.connect(self.gdb_address, symbols=self.guest.symbols, owner=self,
+                                      timeout=timeout)
         except BaseException:
-            session.close()
             self._check_alive()
             raise
         self._session = session
         return session
+
+    def provenance(self) -> dict[str, Any]:
+        """What ran: QEMU's version, the machine, icount, the guest and its command line."""
+        return {
+            "qemu": _qemu_version(_proc.require(self.qemu)),
+            "machine": self.machine,
+            "icount": self.icount,
+            "guest": self.guest.name,
+            "kernel": _kernel_release(self.guest),
+            "cmdline": self.guest.full_cmdline,
+        }
 
     # -- the console --------------------------------------------------------------------
 
@@ -301,3 +311,21 @@ class _FileWatch:
     def __exit__(self, *exc: object) -> None:
         if self.fd >= 0:
             os.close(self.fd)
+
+
+@functools.lru_cache(maxsize=8)
+def _qemu_version(binary: str) -> str | None:
+    """The version ``qemu-system-x86_64 --version`` prints on its first line."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    line = out.stdout.splitlines()[0] if out.stdout else ""
+    return line.removeprefix("QEMU emulator version ").strip() or None
+
+
+def _kernel_release(guest: Guest) -> str:
+    try:
+        return bzimage_version(guest.kernel)
+    except (GuestError, OSError):
+        return guest.version or guest.name

@@ -66,3 +66,32 @@ class Stop:
         if self.signal:
             why += f" ({self.signal})"
         return f"{why} at {self.frame}" if self.frame else why
+
+    @classmethod
+    def from_mi(cls, payload: dict[str, Any], breakpoint: Breakpoint | None = None) -> Stop:
+        """A Stop from a ``*stopped`` record's payload; ``breakpoint`` is the object GDB's
+        ``bkptno`` (or watchpoint number) names, looked up by the caller."""
+        reason = payload.get("reason")
+        if isinstance(reason, list):  # several reasons at once (rare): keep the first
+            reason = reason[0]
+        frame = payload.get("frame")
+        thread = payload.get("thread-id")
+        exit_code = payload.get("exit-code")
+        return cls(
+            reason=reason,
+            frame=Frame.from_mi(frame) if isinstance(frame, dict) else None,
+            breakpoint=breakpoint,
+            signal=payload.get("signal-name"),
+            thread=int(thread) if thread not in (None, "all") else None,
+            exit_code=int(exit_code, 8) if exit_code else None,
+            raw=payload,
+        )
+
+    @staticmethod
+    def breakpoint_number(payload: dict[str, Any]) -> str | None:
+        """The number of the breakpoint or watchpoint a ``*stopped`` payload reports."""
+        number = payload.get("bkptno")
+        for key in ("wpt", "hw-awpt", "hw-rwpt"):
+            if number is None and isinstance(payload.get(key), dict):
+                number = payload[key].get("number")
+        return number

@@ -23,11 +23,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import GdbError, TargetTimeout
-from .guests import Guest
+from ..errors import GdbError, TargetTimeout
+from ..gdb import Session, Stop
+from .guest import Guest
 from .qemu import Qemu
-from .session import Session
-from .stop import Stop
 
 __all__ = ["TSC_CALIBRATION_FAILED", "boot_to", "host_tsc_khz"]
 

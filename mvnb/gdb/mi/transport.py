@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from ..errors import GdbError, MIProtocolError, SessionClosed, TargetTimeout
+from ...errors import GdbError, MIProtocolError, SessionClosed, TargetTimeout
 from .records import AsyncRecord, Record, ResultRecord, StreamRecord, parse_line
 
 __all__ = ["Pending", "Transport"]

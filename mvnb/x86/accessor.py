@@ -1,9 +1,11 @@
-"""Register probes on a live session: LAPIC state, CPUID, MSRs, control registers.
+"""``s.x86``: the x86 CPU under the debugger — LAPIC state, CPUID, MSRs, control
+registers, the TSC.
 
-``ProbesMixin`` is mixed into ``Session``. The LAPIC comes from QEMU's ``info lapic``
-(Intel SDM Vol. 3A, Order Number 253668-068US, Chapter 10); CPUID and MSRs are read by
-executing the guest's own ``cpuid`` / ``rdmsr`` instruction once (see :mod:`mvnb._probe`);
-CR0, CR3, CR4, RFLAGS and EFER decode from GDB's registers (Vol. 3A Section 2.5, 2.3).
+The LAPIC comes from QEMU's ``info lapic`` (Intel SDM Vol. 3A, Order Number 253668-068US,
+Chapter 10); CPUID, MSRs and the TSC are read by executing the guest's own ``cpuid`` /
+``rdmsr`` / ``rdtsc`` once (:mod:`mvnb.x86.probe`); CR0, CR3, CR4, RFLAGS and EFER decode
+from GDB's registers (Vol. 3A Section 2.5, 2.3). The accessor uses only the session's
+public methods.
 """
 
 from __future__ import annotations
@@ -11,37 +13,43 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
-from . import _probe
-from .errors import Error, GdbError, Unsupported
-from .regs.cpuid import CpuidResult
-from .regs.lapic import LapicSnapshot
-from .regs.registry import get
-from .regs.spec import RegisterSpec
-from .regs.value import RegisterValue
+from ..errors import Error, GdbError, Unsupported
+from ..gdb.extensions import register_session_accessor
+from ..regs.cpuid import CpuidResult
+from ..regs.lapic import LapicSnapshot
+from ..regs.registry import get
+from ..regs.spec import RegisterSpec
+from ..regs.value import RegisterValue
+from .probe import CPUID, RDMSR, Prober
+from .tsc import RDTSC
 
 if TYPE_CHECKING:
-    from .session import Session
-    from .widgets import BitfieldWidget
+    from ..gdb import Session
+    from ..widgets import BitfieldWidget
 
-__all__ = ["CONTROL_REGISTERS", "UNREADABLE", "ProbeFault", "ProbesMixin"]
+__all__ = ["CONTROL_REGISTERS", "UNREADABLE", "X86"]
 
-ProbeFault = _probe.ProbeFault
 #: Registers decoded from GDB's register set by ``control_registers()``.
 CONTROL_REGISTERS = ("CR0", "CR3", "CR4", "RFLAGS", "IA32_EFER")
 #: LAPIC registers a snapshot cannot hold, and why.
 UNREADABLE = {
     "LAPIC_ID": "not in QEMU's 'info lapic', and the LAPIC page is device memory GDB cannot "
-                "read; the initial APIC ID is CPUID.1:EBX[31:24] (s.cpuid(1).ebx >> 24)",
+                "read; the initial APIC ID is CPUID.1:EBX[31:24] (s.x86.cpuid(1).ebx >> 24)",
     "LAPIC_VERSION": "not in QEMU's 'info lapic', and the LAPIC page is device memory GDB "
                      "cannot read",
 }
+_MASK32 = 0xFFFF_FFFF
 
 
-class ProbesMixin:
-    """Methods of ``Session`` that read registers the stub does not expose directly."""
+@register_session_accessor("x86")
+class X86:
+    """The x86 helpers of one session: ``s.x86.lapic()``, ``s.x86.cpuid(1)``, ..."""
 
-    def lapic(self: Session, *, probe: bool = True,
-              timeout: float | None = 30.0) -> LapicSnapshot:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+        self.prober = Prober(session)
+
+    def lapic(self, *, probe: bool = True, timeout: float | None = 30.0) -> LapicSnapshot:
         """The LAPIC now, from QEMU's ``info lapic``, with IA32_APIC_BASE read by ``rdmsr``.
 
         ``snap.location`` is the stop frame, ``snap.timestamp`` the host time (UTC), and
@@ -49,11 +57,12 @@ class ProbesMixin:
         Version never; IA32_APIC_BASE when the guest is not stopped in kernel mode or
         ``probe=False``). Register layouts: SDM Vol. 3A Section 10.4-10.6.
         """
-        if self.running:
+        s = self._s
+        if s.running:
             raise Error("lapic(): the target is running; stop it first (interrupt())")
-        text = self.monitor("info lapic", timeout=timeout)
+        text = s.monitor("info lapic", timeout=timeout)
         stamp = datetime.datetime.now(datetime.UTC)
-        location = self.frame()
+        location = s.frame()
         base = LapicSnapshot.from_text(text)
         regs: dict[str, RegisterValue | int] = dict(base)
         unread = dict(UNREADABLE)
@@ -67,18 +76,17 @@ class ProbesMixin:
         return LapicSnapshot(regs, cpu=base.cpu, location=location, timestamp=stamp,
                              text=text, unread=unread)
 
-    def cpuid(self: Session, leaf: int, subleaf: int = 0, *,
+    def cpuid(self, leaf: int, subleaf: int = 0, *,
               timeout: float | None = 30.0) -> CpuidResult:
         """CPUID as the guest sees it, by running a ``cpuid`` from its kernel text once.
 
         EAX = leaf, ECX = subleaf (SDM Vol. 2A, "CPUID—CPU Identification"); every
         register is restored and the next ``cont()`` resumes where the guest stopped.
         """
-        after = _probe.execute(self, self._probe_site(_probe.CPUID, timeout),
-                               _probe.CPUID, {"rax": leaf, "rcx": subleaf}, timeout=timeout)
-        return CpuidResult(leaf, subleaf, *(after[r] & 0xFFFF_FFFF for r in _EAX_EDX))
+        after = self.prober.run(CPUID, {"rax": leaf, "rcx": subleaf}, timeout=timeout)
+        return CpuidResult(leaf, subleaf, *(after[r] & _MASK32 for r in _EAX_EDX))
 
-    def rdmsr(self: Session, msr: int | str, *, timeout: float | None = 30.0) -> int:
+    def rdmsr(self, msr: int | str, *, timeout: float | None = 30.0) -> int:
         """An MSR's 64-bit value (``msr`` a number or a spec name), read by the guest's ``rdmsr``.
 
         EDX:EAX = MSR[ECX] (SDM Vol. 2B, "RDMSR"). An MSR the CPU refuses (#GP) raises
@@ -86,61 +94,66 @@ class ProbesMixin:
         MSR it does not know instead of raising #GP.
         """
         number = _msr_number(msr)
-        after = _probe.execute(self, self._probe_site(_probe.RDMSR, timeout),
-                               _probe.RDMSR, {"rcx": number}, timeout=timeout)
-        return (after["rdx"] & 0xFFFF_FFFF) << 32 | after["rax"] & 0xFFFF_FFFF
+        after = self.prober.run(RDMSR, {"rcx": number}, timeout=timeout)
+        return (after["rdx"] & _MASK32) << 32 | after["rax"] & _MASK32
 
-    def msr(self: Session, name: str | RegisterSpec, *,
+    def msr(self, name: str | RegisterSpec, *,
             timeout: float | None = 30.0) -> RegisterValue:
         """An MSR decoded by its spec: ``msr("IA32_APIC_BASE")["base"]`` (SDM Vol. 4)."""
         spec = get(name)
         return RegisterValue(spec, self.rdmsr(_msr_number(spec), timeout=timeout))
 
-    def control_registers(self: Session) -> dict[str, RegisterValue]:
+    def tsc(self, *, address: int | None = None, timeout: float | None = 10.0) -> int:
+        """The guest's TSC now, by one ``rdtsc`` executed in the stopped guest (EDX:EAX)."""
+        after = self.prober.run(RDTSC, {}, address=address, timeout=timeout)
+        return ((after["rdx"] & _MASK32) << 32) | (after["rax"] & _MASK32)
+
+    def control_registers(self) -> dict[str, RegisterValue]:
         """CR0, CR3, CR4, RFLAGS and EFER decoded from GDB's registers (SDM Vol. 3A 2.5).
 
         Registers the stub does not show are left out (Firecracker's shows only RFLAGS).
         """
-        regs = self.registers()
+        regs = self._s.registers()
         out = {}
         for name in CONTROL_REGISTERS:
             spec = get(name)
             if spec.gdb_register in regs.index:
                 out[name] = RegisterValue(spec, int(regs[spec.gdb_register]))
         if not out:
-            raise Unsupported(f"the stub at {self.address} shows none of "
+            raise Unsupported(f"the stub at {self._s.address} shows none of "
                               f"{', '.join(CONTROL_REGISTERS)}")
         return out
 
-    def write_register(self: Session, name: str | RegisterSpec,
+    def write_register(self, name: str | RegisterSpec,
                        value: int | RegisterValue) -> RegisterValue:
         """Write a register GDB can reach (CR0, CR3, CR4, RFLAGS, EFER) and read it back.
 
         Raises Unsupported when the stub refuses the write or the value does not stick
         (QEMU may mask bits it does not implement, SDM Vol. 3A Section 2.5).
         """
+        s = self._s
         spec = get(name)
         if spec.gdb_register is None:
             raise Unsupported(f"{spec.name} is not a register GDB can write "
                               "(MSRs and LAPIC registers are read by probes only)")
-        if self.running:
+        if s.running:
             raise Error(f"cannot write {spec.name}: the target is running; stop it first")
         raw = int(RegisterValue(spec, int(value)))
         try:
-            _probe._write(self, spec.gdb_register, raw)
+            self.prober.write_register(spec.gdb_register, raw)
         except (GdbError, KeyError) as error:
-            raise Unsupported(f"the stub at {self.address} cannot write "
+            raise Unsupported(f"the stub at {s.address} cannot write "
                               f"${spec.gdb_register}: {error}") from None
-        back = RegisterValue(spec, self.register(spec.gdb_register))
+        back = RegisterValue(spec, s.register(spec.gdb_register))
         if int(back) != raw:
             raise Unsupported(f"the stub took {spec.name} = {raw:#x} but it reads back "
                               f"{back.hex()}: the write was not applied as given")
         return back
 
-    def register_widget(self: Session, name: str | RegisterSpec, *,
+    def register_widget(self, name: str | RegisterSpec, *,
                         editable: bool = True) -> BitfieldWidget:
         """A BitfieldWidget of a control register or RFLAGS now, writing back on Write."""
-        from .widgets import BitfieldWidget
+        from ..widgets import BitfieldWidget
 
         spec = get(name)
         value = self.control_registers().get(spec.name)
@@ -153,12 +166,8 @@ class ProbesMixin:
 
         return BitfieldWidget(value, editable=editable, on_write=write if editable else None)
 
-    def _probe_site(self: Session, insn: _probe.Instruction, timeout: float | None) -> int:
-        cache = self.__dict__.setdefault("_probe_cache", {})
-        if insn.mnemonic not in cache:
-            _probe.require_kernel(self, insn.mnemonic)
-            cache[insn.mnemonic] = _probe.find(self, insn, timeout=timeout)
-        return cache[insn.mnemonic]
+    def __repr__(self) -> str:
+        return f"<mvnb.x86 accessor of {self._s!r}>"
 
 
 _EAX_EDX = ("rax", "rbx", "rcx", "rdx")

@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from html import escape
 from typing import TYPE_CHECKING
 
-from ..regs.spec import RegisterSpec
-from ..regs.value import RegisterValue
-from ._layout import CHANGED_COLOR, field_color, field_tooltip, rows, spec_tooltip
+from ._figure import CHANGED_COLOR, field_color, field_tooltip, rows, spec_tooltip
+from .spec import RegisterSpec
+from .value import RegisterValue
 
 if TYPE_CHECKING:
-    from ..regs.cpuid import CpuidResult
-    from ..regs.lapic import LapicSnapshot
+    from .cpuid import CpuidResult
+    from .lapic import LapicSnapshot
 
 __all__ = ["cpuid_html", "fields_summary", "register_html", "snapshot_html", "spec_html"]
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pygdbmi.gdbmiparser import parse_response
 
-from ..errors import MIProtocolError
+from ...errors import MIProtocolError
 
 __all__ = ["AsyncRecord", "Record", "ResultRecord", "StreamRecord", "parse_line"]
 

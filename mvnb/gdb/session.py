@@ -1,9 +1,18 @@
-"""``Session``: one real GDB, driven over MI, attached to a guest's gdb stub.
+"""``Session``: one real GDB, driven over MI, attached to a target's gdb stub.
 
 Single commands cost what GDB's MI costs (about 0.2 ms); bulk reads run inside GDB's own
-Python through mvnb's helper (``mvnb/gdb/mvnb_gdb.py``), one MI round trip for many
+Python through mvnb's helper (``mvnb/gdb/helper/mvnb_gdb.py``), one MI round trip for many
 values. Every call that waits takes ``timeout=`` and leaves the session usable when it
 fires: a target that does not stop in time is interrupted, then ``TargetTimeout`` is raised.
+
+The session knows nothing of QEMU or x86. Whoever started the target may pass itself as
+``owner`` (see :class:`Owner`) to explain why the target went away and where it came from;
+architecture helpers hang off the session as accessors (:mod:`mvnb.gdb.extensions`).
+
+This module is longer than the others (about 550 lines) on purpose: the ``Session`` class
+is the public surface, and a reader finds each of its methods here. What is not surface
+lives beside it: the MI transport (``mi/``), the breakpoint table (``breakpoints.py``), MI
+answers as pandas objects (``frames.py``) and the sampler (``sampling.py``).
 """
 
 from __future__ import annotations
@@ -12,19 +21,15 @@ import json
 import os
 import re
 import tempfile
-import threading
 import weakref
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
-
-from . import _proc
-from .breakpoints import Breakpoint
-from .cache import cache_dir
-from .errors import (
+from .. import _proc
+from ..cache import cache_dir
+from ..errors import (
     Error,
     FaultError,
     GdbError,
@@ -33,20 +38,32 @@ from .errors import (
     TargetTimeout,
     Unsupported,
 )
+from . import frames, sampling
+from .breakpoints import Breakpoint, BreakpointTable
 from .mi import AsyncRecord, ResultRecord, Transport, quote
-from .probes import ProbesMixin
-from .sampling import SamplingMixin
 from .stop import Frame, Stop
 from .value import Value
 
 if TYPE_CHECKING:
-    from .qemu import Qemu
+    import pandas as pd
 
-__all__ = ["Capabilities", "Session", "current", "use"]
+__all__ = ["Capabilities", "Owner", "Session", "current", "use"]
 
 _INTERRUPT_GRACE = 10.0
+_EXITED = ("exited", "exited-normally", "exited-signalled")
 _sessions: list[weakref.ref[Session]] = []
 _chosen: weakref.ref[Session] | None = None
+
+
+class Owner(Protocol):
+    """What started the target (a ``Qemu``): asked why the target went away, and for the
+    provenance recorded with samples."""
+
+    def poll(self) -> int | None: ...
+
+    def exited_error(self, message: str | None = None) -> Exception: ...
+
+    def provenance(self) -> dict[str, Any]: ...
 
 
 class Capabilities:
@@ -62,29 +79,28 @@ class Capabilities:
                 f"watchpoints={self.watchpoints})")
 
 
-class Session(ProbesMixin, SamplingMixin):
+class Session:
     """A GDB process attached to one target. Create with ``Session.connect`` or ``vm.session()``.
 
     The session is a context manager; ``close()`` ends GDB (the target is left as it is:
     QEMU keeps running or paused, a stub that supports it is detached).
     """
 
-    def __init__(self, *, gdb: str = "gdb", owner: Qemu | None = None,
+    def __init__(self, *, gdb: str = "gdb", owner: Owner | None = None,
                  timeout: float = 60.0) -> None:
         self._owner = owner
         self._closed = False
         self._workdir = tempfile.TemporaryDirectory(prefix="mvnb-gdb-")
         os.chmod(self._workdir.name, 0o700)
-        self._breakpoints: dict[int, Breakpoint] = {}
-        self._known: dict[int, Breakpoint] = {}  # also deleted ones: a temporary one's stop
-        self._bp_lock = threading.Lock()
+        self._table = BreakpointTable()
         self._register_names: list[str] | None = None
+        self._resumed_at = 0  # stop_seq when the target was last resumed
         self.capabilities = Capabilities(qemu=False)
         self.address: str | None = None
         self.symbols: Path | None = None
         argv = [_proc.require(gdb), "--interpreter=mi3", "--nx", "-q"]
         self._transport = Transport(argv, workdir=Path(self._workdir.name),
-                                    on_async=self._on_async, popen=_proc.spawn)
+                                    on_async=self._table.on_async, popen=_proc.spawn)
         self._finalizer = weakref.finalize(self, _finalize, self._transport, self._workdir)
         try:
             self._setup(timeout)
@@ -96,12 +112,12 @@ class Session(ProbesMixin, SamplingMixin):
     def _setup(self, timeout: float) -> None:
         for setting in ("mi-async on", "pagination off", "confirm off", "width 0", "height 0",
                         "print pretty off", "breakpoint pending off"):
-            self._mi(f"-gdb-set {setting}", timeout)
+            self.mi(f"-gdb-set {setting}", timeout=timeout)
         cache = _index_cache_dir()
         if cache is not None:
             self.console(f"set index-cache directory {cache}", timeout=timeout)
             self.console("set index-cache enabled on", timeout=timeout)
-        helper = resources.files("mvnb") / "gdb" / "mvnb_gdb.py"
+        helper = resources.files("mvnb.gdb") / "helper" / "mvnb_gdb.py"
         try:
             self.console(f"source {helper}", timeout=timeout)
         except GdbError as error:
@@ -113,15 +129,16 @@ class Session(ProbesMixin, SamplingMixin):
     # -- connecting --------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, address: str | os.PathLike[str], symbols: str | os.PathLike[str] | None = None,
+    def connect(cls, address: str | os.PathLike[str],
+                symbols: str | os.PathLike[str] | None = None,
                 symbol_offset: int | None = None, *, gdb: str = "gdb",
-                timeout: float = 60.0) -> Session:
+                owner: Owner | None = None, timeout: float = 60.0) -> Session:
         """Attach a new GDB to a stub at ``address``: a unix socket path or ``host:port``.
 
         ``symbols`` is the guest's unstripped ELF; ``symbol_offset`` relocates it (a kernel
         loaded somewhere other than its link address).
         """
-        session = cls(gdb=gdb, timeout=timeout)
+        session = cls(gdb=gdb, owner=owner, timeout=timeout)
         try:
             if symbols is not None:
                 session.load_symbols(symbols, offset=symbol_offset, timeout=timeout)
@@ -140,7 +157,7 @@ class Session(ProbesMixin, SamplingMixin):
         if offset:
             self.console(f"symbol-file -o {offset:#x} {path}", timeout=timeout)
         else:
-            self._mi(f"-file-exec-and-symbols {quote(str(path))}", timeout)
+            self.mi(f"-file-exec-and-symbols {quote(str(path))}", timeout=timeout)
         self.symbols = path
 
     def _attach(self, address: str, timeout: float) -> None:
@@ -149,20 +166,23 @@ class Session(ProbesMixin, SamplingMixin):
                 raise Error(f"no gdb stub socket at {address}; is the VM running?")
         elif not re.fullmatch(r"[\w.\-\[\]:]*:\d+", address):
             raise Error(f"{address!r} is neither a socket path nor host:port")
-        seq = self._transport.stop_seq
         if " " in address:
             raise Error(f"GDB cannot connect to a path with spaces: {address!r}")
-        self._mi(f"-target-select remote {address}", timeout)
+        seq = self._transport.stop_seq
+        self.mi(f"-target-select remote {address}", timeout=timeout)
         self.address = address
         # GDB reports the target's initial stop after ^connected.
         self._transport.wait_stopped(seq, 5.0)
         probe = self.console("maintenance packet qqemu.sstepbits", timeout=timeout)
         self.capabilities = Capabilities(qemu="ENABLE=" in probe)
 
-    # -- low level ---------------------------------------------------------------------
+    # -- commands ----------------------------------------------------------------------
 
-    def _mi(self, command: str, timeout: float | None = 30.0) -> ResultRecord:
-        """One MI command; a target that went away turns GDB's error into TargetExited."""
+    def mi(self, command: str, *, timeout: float | None = 30.0) -> ResultRecord:
+        """One raw GDB/MI command and its result record (``^done``/``^running``).
+
+        ``GdbError`` for ``^error``; a target that went away raises ``TargetExited``.
+        """
         self._check_open()
         try:
             return self._transport.command(command, timeout)
@@ -175,41 +195,33 @@ class Session(ProbesMixin, SamplingMixin):
                 raise self._gone_error() from None
             raise
 
+    def console(self, command: str, *, timeout: float | None = 30.0) -> str:
+        """Run any GDB CLI command and return what it printed (the escape hatch)."""
+        result = self.mi(f"-interpreter-exec console {quote(command)}", timeout=timeout)
+        return result.text("console", "target")
+
+    def monitor(self, command: str, *, timeout: float | None = 30.0) -> str:
+        """A QEMU monitor command through the stub (``info lapic``, ``info registers``)."""
+        if not self.capabilities.monitor:
+            raise Unsupported(
+                f"the stub at {self.address} is not QEMU's and has no QEMU monitor "
+                "(Firecracker's and gdbserver's have none); use console() for what GDB offers"
+            )
+        return self.console(f"monitor {command}", timeout=timeout)
+
+    def _json(self, command: str, timeout: float | None) -> Any:
+        return json.loads(self.mi(command, timeout=timeout).payload["json"])
+
     def _check_open(self) -> None:
         if self._closed:
             raise SessionClosed("this session was closed; open a new one")
         if self._transport.state == "exited":
             raise self._gone_error()
 
-    def _gone_error(self) -> TargetExited:
+    def _gone_error(self) -> Exception:
         if self._owner is not None:
             return self._owner.exited_error()
         return TargetExited(f"the target at {self.address} closed the connection")
-
-    def console(self, command: str, *, timeout: float | None = 30.0) -> str:
-        """Run any GDB CLI command and return what it printed (the escape hatch)."""
-        result = self._mi(f"-interpreter-exec console {quote(command)}", timeout)
-        return result.text("console", "target")
-
-    def _json(self, command: str, timeout: float | None) -> Any:
-        return json.loads(self._mi(command, timeout).payload["json"])
-
-    # -- async records -----------------------------------------------------------------
-
-    def _on_async(self, record: AsyncRecord) -> None:
-        if record.kind != "notify":
-            return
-        if record.cls in ("breakpoint-modified", "breakpoint-created"):
-            info = record.payload.get("bkpt", {})
-            with self._bp_lock:
-                bp = self._breakpoints.get(int(info.get("number", -1)))
-            if bp is not None:
-                bp._update(info)
-        elif record.cls == "breakpoint-deleted":
-            with self._bp_lock:
-                bp = self._breakpoints.pop(int(record.payload.get("id", -1)), None)
-            if bp is not None:
-                bp.deleted = True
 
     # -- run control -------------------------------------------------------------------
 
@@ -217,9 +229,13 @@ class Session(ProbesMixin, SamplingMixin):
     def running(self) -> bool:
         return self._transport.state == "running"
 
-    def cont(self, *, timeout: float | None = 30.0) -> Stop:
-        """Continue until the target stops; on timeout, interrupt it and raise TargetTimeout."""
-        return self._resume("-exec-continue", timeout, "continue")
+    def cont(self, *, timeout: float | None = 30.0, wait: bool = True) -> Stop | None:
+        """Continue until the target stops; on timeout, interrupt it and raise TargetTimeout.
+
+        ``wait=False`` returns None at once with the target running: wait for its stop with
+        ``wait_for_stop()`` or stop it with ``interrupt()``.
+        """
+        return self._resume("-exec-continue", timeout, "continue", wait)
 
     def step(self, count: int = 1, *, timeout: float | None = 30.0) -> Stop:
         """Step ``count`` source lines, entering calls."""
@@ -250,23 +266,36 @@ class Session(ProbesMixin, SamplingMixin):
         if not self.running:
             return None
         seq = self._transport.stop_seq
-        self._mi("-exec-interrupt", timeout)
+        self.mi("-exec-interrupt", timeout=timeout)
         record = self._transport.wait_stopped(seq, timeout)
         if record is None:
             if self._transport.state in ("exited", "closed"):
                 raise self._gone_error()
             raise TargetTimeout(f"the target did not stop within {timeout} s of an interrupt")
-        return self._make_stop(record)
+        return self._stop(record)
 
-    def _resume(self, command: str, timeout: float | None, what: str) -> Stop:
+    def wait_for_stop(self, timeout: float | None) -> Stop | None:
+        """The target's next stop since it was last resumed; None if it still runs after
+        ``timeout`` seconds (it is left running). Ctrl-C propagates and leaves it running."""
+        record = self._transport.wait_stopped(self._resumed_at, timeout)
+        if record is None:
+            if self._transport.state in ("exited", "closed"):
+                raise self._gone_error()
+            return None
+        stop = self._stop(record)
+        if stop.reason in _EXITED:
+            raise self._exited(stop)
+        return stop
+
+    def _resume(self, command: str, timeout: float | None, what: str,
+                wait: bool = True) -> Any:
         self._check_open()
         if self.running:
             raise Error(f"the target is already running; call interrupt() before {what}")
-        seq = self._transport.stop_seq
-        self._mi(command)
-        return self._wait_stop(seq, timeout, what)
-
-    def _wait_stop(self, seq: int, timeout: float | None, what: str) -> Stop:
+        seq = self._resumed_at = self._transport.stop_seq
+        self.mi(command)
+        if not wait:
+            return None
         try:
             record = self._transport.wait_stopped(seq, timeout)
         except KeyboardInterrupt:
@@ -282,10 +311,9 @@ class Session(ProbesMixin, SamplingMixin):
                 + (f" {stop}" if stop else "") + ". The session is usable.",
                 stop,
             )
-        stop = self._make_stop(record)
-        if stop.reason in ("exited", "exited-normally", "exited-signalled"):
-            raise self._gone_error() if self._owner is not None else TargetExited(
-                f"the program exited ({stop.reason}, code {stop.exit_code})")
+        stop = self._stop(record)
+        if stop.reason in _EXITED:
+            raise self._exited(stop)
         return stop
 
     def _interrupt_after(self, seq: int) -> Stop | None:
@@ -294,31 +322,16 @@ class Session(ProbesMixin, SamplingMixin):
         if self._transport.stop_seq <= seq:
             self._transport.send("-exec-interrupt")
         record = self._transport.wait_stopped(seq, _INTERRUPT_GRACE)
-        return self._make_stop(record) if record is not None else None
+        return self._stop(record) if record is not None else None
 
-    def _make_stop(self, record: AsyncRecord) -> Stop:
-        payload = record.payload
-        reason = payload.get("reason")
-        if isinstance(reason, list):  # several reasons at once (rare): keep the first
-            reason = reason[0]
-        number = payload.get("bkptno")
-        for key in ("wpt", "hw-awpt", "hw-rwpt"):
-            if number is None and isinstance(payload.get(key), dict):
-                number = payload[key].get("number")
-        with self._bp_lock:
-            bp = self._known.get(int(number)) if number is not None else None
-        frame = payload.get("frame")
-        thread = payload.get("thread-id")
-        exit_code = payload.get("exit-code")
-        return Stop(
-            reason=reason,
-            frame=Frame.from_mi(frame) if isinstance(frame, dict) else None,
-            breakpoint=bp,
-            signal=payload.get("signal-name"),
-            thread=int(thread) if thread not in (None, "all") else None,
-            exit_code=int(exit_code, 8) if exit_code else None,
-            raw=payload,
-        )
+    def _stop(self, record: AsyncRecord) -> Stop:
+        number = Stop.breakpoint_number(record.payload)
+        return Stop.from_mi(record.payload, self._table.known(number))
+
+    def _exited(self, stop: Stop) -> Exception:
+        if self._owner is not None:
+            return self._gone_error()
+        return TargetExited(f"the program exited ({stop.reason}, code {stop.exit_code})")
 
     # -- breakpoints -------------------------------------------------------------------
 
@@ -332,8 +345,8 @@ class Session(ProbesMixin, SamplingMixin):
             options.append("-t")
         if condition:
             options.append(f"-c {quote(condition)}")
-        result = self._mi(f"-break-insert {' '.join(options)} {quote(location)}")
-        return self._remember(result.payload["bkpt"], location)
+        result = self.mi(f"-break-insert {' '.join(options)} {quote(location)}")
+        return self._table.add(Breakpoint(self, result.payload["bkpt"], location))
 
     def hbreak(self, location: str, *, temporary: bool = False,
                condition: str | None = None) -> Breakpoint:
@@ -347,30 +360,19 @@ class Session(ProbesMixin, SamplingMixin):
             raise ValueError(f"access must be 'write', 'read' or 'access', not {access!r}")
         if self.capabilities.watchpoints is False:
             raise Unsupported(f"the stub at {self.address} offers no watchpoints")
-        result = self._mi(f"-break-watch {flags[access]}{quote(expr)}")
+        result = self.mi(f"-break-watch {flags[access]}{quote(expr)}")
         info = next(v for k, v in result.payload.items() if k in ("wpt", "hw-rwpt", "hw-awpt"))
         info = {"type": f"{access} watchpoint", **info}
-        return self._remember(info, expr)
+        return self._table.add(Breakpoint(self, info, expr))
 
     def breakpoints(self) -> list[Breakpoint]:
-        with self._bp_lock:
-            return list(self._breakpoints.values())
-
-    def _remember(self, info: dict[str, Any], location: str) -> Breakpoint:
-        bp = Breakpoint(self, info, location)
-        with self._bp_lock:
-            self._breakpoints[bp.number] = bp
-            self._known[bp.number] = bp
-        return bp
-
-    def _forget_breakpoint(self, number: int) -> None:
-        with self._bp_lock:
-            self._breakpoints.pop(number, None)
+        """The breakpoints and watchpoints made through this session and not deleted."""
+        return self._table.live()
 
     # -- values ------------------------------------------------------------------------
 
     def eval(self, expr: str, *, depth: int = 2, timeout: float | None = 30.0) -> Value:
-        """Evaluate a C expression now: a ``Value`` snapshot (members ``depth`` levels deep)."""
+        """Evaluate a C expression now: a ``Value`` (members ``depth`` levels deep)."""
         data = self._json(f"-mvnb-eval {quote(expr)} {int(depth)}", timeout)
         return Value(data, expr, self)
 
@@ -399,14 +401,15 @@ class Session(ProbesMixin, SamplingMixin):
     def set(self, lhs: str, value: int | str) -> None:
         """Assign to a variable, a memory location or a register: ``set("$eax", 1)``."""
         rhs = str(int(value)) if isinstance(value, int) else value
-        self._mi(f"-data-evaluate-expression {quote(f'{lhs} = {rhs}')}")
+        self.mi(f"-data-evaluate-expression {quote(f'{lhs} = {rhs}')}")
 
     # -- memory and registers ----------------------------------------------------------
 
     def read_memory(self, address: int, size: int, *, timeout: float | None = 30.0) -> bytes:
         """``size`` bytes at virtual ``address``; an unreadable byte raises FaultError."""
         try:
-            result = self._mi(f"-data-read-memory-bytes {int(address):#x} {int(size)}", timeout)
+            result = self.mi(f"-data-read-memory-bytes {int(address):#x} {int(size)}",
+                             timeout=timeout)
         except GdbError as error:
             raise _fault(error, address) from None
         data = bytearray()
@@ -425,24 +428,22 @@ class Session(ProbesMixin, SamplingMixin):
     def write_memory(self, address: int, data: bytes) -> None:
         """Write ``data`` at virtual ``address``."""
         try:
-            self._mi(f"-data-write-memory-bytes {int(address):#x} {bytes(data).hex()}")
+            self.mi(f"-data-write-memory-bytes {int(address):#x} {bytes(data).hex()}")
         except GdbError as error:
             raise _fault(error, address) from None
 
+    def register_names(self) -> list[str]:
+        """GDB's register names by number (empty strings for unused numbers)."""
+        if self._register_names is None:
+            names = self.mi("-data-list-register-names").payload["register-names"]
+            self._register_names = list(names)
+        return self._register_names
+
     def registers(self) -> pd.Series:
         """General, segment, control registers and EFER as name → int (vector ones left out)."""
-        if self._register_names is None:
-            names = self._mi("-data-list-register-names").payload["register-names"]
-            self._register_names = list(names)
-        values = self._mi("-data-list-register-values --skip-unavailable x").payload
-        out: dict[str, int] = {}
-        for item in values.get("register-values", []):
-            number = int(item["number"])
-            name = self._register_names[number] if number < len(self._register_names) else ""
-            text = item.get("value", "")
-            if name and isinstance(text, str) and text.startswith("0x"):
-                out[name] = int(text, 16)
-        return pd.Series(out, dtype="uint64", name="value")
+        names = self.register_names()
+        values = self.mi("-data-list-register-values --skip-unavailable x").payload
+        return frames.registers_series(values.get("register-values", []), names)
 
     def register(self, name: str) -> int:
         """One register by GDB's name (``rax``, ``rip``, ``eflags``, ``cr3``)."""
@@ -452,64 +453,46 @@ class Session(ProbesMixin, SamplingMixin):
 
     def cpus(self) -> pd.DataFrame:
         """One row per vCPU (GDB thread): cpu, thread, pc, function, state, current."""
-        payload = self._mi("-thread-info").payload
-        current = payload.get("current-thread-id")
-        rows = []
-        for index, thread in enumerate(payload.get("threads", [])):
-            frame = thread.get("frame", {})
-            addr = frame.get("addr")
-            rows.append({
-                "cpu": index,
-                "thread": int(thread["id"]),
-                "target_id": thread.get("target-id", ""),
-                "pc": int(addr, 16) if addr else None,
-                "function": frame.get("func"),
-                "state": thread.get("state"),
-                "current": thread["id"] == current,
-            })
-        return pd.DataFrame(rows, columns=["cpu", "thread", "target_id", "pc", "function",
-                                           "state", "current"])
+        return frames.cpus_frame(self.mi("-thread-info").payload)
 
     def select_cpu(self, cpu: int) -> None:
         """Make vCPU ``cpu`` (0-based, as in ``cpus()``) the current thread."""
         cpus = self.cpus()
         if not 0 <= cpu < len(cpus):
             raise ValueError(f"no vCPU {cpu}; this target has {len(cpus)}")
-        self._mi(f"-thread-select {int(cpus.loc[cpu, 'thread'])}")
+        self.mi(f"-thread-select {int(cpus.loc[cpu, 'thread'])}")
 
     def backtrace(self, limit: int | None = None) -> pd.DataFrame:
         """The current thread's stack: level, function, file, line, address, args."""
         bound = f" 0 {int(limit) - 1}" if limit else ""
-        frames = self._mi(f"-stack-list-frames{bound}").payload.get("stack", [])
+        stack = self.mi(f"-stack-list-frames{bound}").payload.get("stack", [])
         try:
-            args = self._mi(f"-stack-list-arguments --simple-values{bound}").payload
+            args = self.mi(f"-stack-list-arguments --simple-values{bound}").payload
             by_level = {int(f["level"]): f.get("args", []) for f in args.get("stack-args", [])}
         except GdbError:
             by_level = {}
-        rows = []
-        for raw in frames:
-            frame = Frame.from_mi(raw, by_level.get(int(raw.get("level", 0)), []))
-            rows.append({"level": frame.level, "function": frame.function, "file": frame.file,
-                         "line": frame.line, "address": frame.address, "args": frame.args})
-        frame = pd.DataFrame(rows, columns=["level", "function", "file", "line", "address",
-                                            "args"])
-        frame = frame.astype({"function": object, "file": object, "line": "Int64"})
-        return frame.replace({float("nan"): None})
+        return frames.backtrace_frame(stack, by_level)
 
     def frame(self) -> Frame:
         """The selected frame (where the target stopped, unless another was selected)."""
-        return Frame.from_mi(self._mi("-stack-info-frame").payload["frame"])
+        return Frame.from_mi(self.mi("-stack-info-frame").payload["frame"])
 
-    # -- monitor -------------------------------------------------------------------------
+    # -- sampling (mvnb/gdb/sampling.py) -----------------------------------------------
 
-    def monitor(self, command: str, *, timeout: float | None = 30.0) -> str:
-        """A QEMU monitor command through the stub (``info lapic``, ``info registers``)."""
-        if not self.capabilities.monitor:
-            raise Unsupported(
-                f"the stub at {self.address} is not QEMU's and has no QEMU monitor "
-                "(Firecracker's and gdbserver's have none); use console() for what GDB offers"
-            )
-        return self.console(f"monitor {command}", timeout=timeout)
+    sample = sampling.sample
+    sample_periodic = sampling.sample_periodic
+
+    def provenance(self) -> dict[str, Any]:
+        """Where this session's data comes from: GDB's version, and what the owner (a
+        ``Qemu``) says of the machine, guest and QEMU build."""
+        out: dict[str, Any] = {}
+        if self._owner is not None:
+            out.update(self._owner.provenance())
+        try:
+            out["gdb"] = self.console("show version", timeout=10).splitlines()[0].strip()
+        except Error:
+            pass
+        return out
 
     # -- ending --------------------------------------------------------------------------
 
@@ -517,7 +500,7 @@ class Session(ProbesMixin, SamplingMixin):
         """Let the target go on without GDB (the stub stays up for another client)."""
         if self.running:
             self.interrupt()
-        self._mi("-target-detach")
+        self.mi("-target-detach")
 
     def kill(self) -> None:
         """Kill the target (QEMU exits: "Terminated via GDBstub")."""
@@ -536,6 +519,11 @@ class Session(ProbesMixin, SamplingMixin):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def connected(self) -> bool:
+        """True while GDB runs and the target is there (not closed, not gone away)."""
+        return not self._closed and self._transport.state not in ("exited", "closed")
 
     def __enter__(self) -> Session:
         return self
@@ -588,4 +576,3 @@ def current() -> Session:
         if session is not None and not session.closed:
             return session
     raise Error("no open mvnb session; open one with vm.session() or mvnb.Session.connect()")
-

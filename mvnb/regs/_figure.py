@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..regs.spec import FieldSpec, RegisterSpec
+from .spec import FieldSpec, RegisterSpec
 
 __all__ = ["RESERVED_COLOR", "Segment", "field_color", "field_tooltip", "rows", "spec_tooltip"]
 

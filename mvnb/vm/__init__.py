@@ -1,0 +1,12 @@
+"""The machine: guests (``Guest``, Debian's kernels), QEMU (``Qemu``, ``vm.session()``),
+and ``boot_to`` (boot a guest to a location, past a Linux TSC calibration that failed).
+"""
+
+from __future__ import annotations
+
+from . import guests
+from .boot import boot_to, host_tsc_khz
+from .guest import Guest, kernel_hz
+from .qemu import Qemu
+
+__all__ = ["Guest", "Qemu", "boot_to", "guests", "host_tsc_khz", "kernel_hz"]

@@ -24,6 +24,7 @@ from . import _proc
 from .errors import Error, TargetExited, TargetTimeout
 from .guests import Guest
 from .session import Session
+from .vm.builds import QemuBuild, resolve_qemu
 
 __all__ = ["Qemu"]
 
@@ -47,7 +48,7 @@ class Qemu:
         gdb: Literal["unix", "tcp"] = "unix",
         extra_args: Sequence[str] = (),
         *,
-        qemu: str = "qemu-system-x86_64",
+        qemu: str | os.PathLike[str] | QemuBuild | None = None,
         start: bool = True,
     ) -> None:
         if machine.split(",")[0] not in _MACHINES:
@@ -64,7 +65,10 @@ class Qemu:
         self.icount = icount
         self.gdb = gdb
         self.extra_args = tuple(extra_args)
-        self.qemu = qemu
+        #: The QEMU that runs this VM (``qemu=``: a build, a version such as "10.0", a path;
+        #: None is $MVNB_QEMU or the system's): its version is the VM's provenance.
+        self.qemu_build = resolve_qemu(qemu)
+        self.qemu = str(self.qemu_build.binary)
         self.process: subprocess.Popen[bytes] | None = None
         self.gdb_address: str = ""
         self._session: Session | None = None
@@ -99,7 +103,8 @@ class Qemu:
         """QEMU's command line, with the stub on the listening socket ``gdb_fd``."""
         machine = self.machine
         argv = [
-            _proc.require(self.qemu),
+            self.qemu,
+            *self.qemu_build.args(),
             "-machine", machine,
             "-accel", "tcg",
             "-m", self.memory,
@@ -142,9 +147,10 @@ class Qemu:
         listener.listen(1)
         try:
             argv = self.argv(listener.fileno())
+            env = {**os.environ, **self.qemu_build.env()} if self.qemu_build.env() else None
             with open(self.stderr_path, "wb") as stderr:
                 self.process = _proc.spawn(argv, stdin=subprocess.DEVNULL, stdout=stderr,
-                                           stderr=stderr, pass_fds=[listener.fileno()])
+                                           stderr=stderr, pass_fds=[listener.fileno()], env=env)
         finally:
             listener.close()
         self._finalizer = weakref.finalize(self, _stop, self.process, self._dir)

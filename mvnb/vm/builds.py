@@ -81,7 +81,7 @@ class QemuBuild:
 
 # -- versions ------------------------------------------------------------------------------
 
-_VERSION = re.compile(r"QEMU emulator version (\d+(?:\.\d+)*)\S*\s*(?:\(([^)]*)\))?")
+_VERSION = re.compile(r"QEMU emulator version (\d+(?:\.\d+)*)[^\s(]*\s*(?:\(([^)]*)\))?")
 
 
 def parse_version(text: str) -> tuple[str, tuple[int, ...], str]:

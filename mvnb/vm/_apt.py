@@ -15,17 +15,45 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .. import _proc
 from ..errors import Error, MissingTool
 
 __all__ = ["AptSource", "PrivateApt", "debian_mirror", "parse_deb822", "parse_one_line",
-           "system_sources"]
+           "run_group", "system_sources"]
 
 #: Debian's archive keyring, used when the system's entry names none (or carries it inline).
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
+def run_group(argv: list[str], *, timeout: float, input: str | None = None,
+              env: Mapping[str, str] | None = None,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``argv`` in its own process group, output captured; the whole group is killed when
+    the timeout fires or on Ctrl-C (``dpkg-deb -x`` leaves a ``tar`` child behind otherwise).
+    """
+    proc = _proc.spawn(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env=None if env is None else dict(env), cwd=cwd)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except BaseException:
+        kill_group(proc)
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the process group ``proc`` leads, and reap ``proc``."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,8 +169,7 @@ def dpkg_version_key(versions: Iterable[str]) -> list[str]:
     def compare(a: str, b: str) -> int:
         if a == b:
             return 0
-        lt = subprocess.run(["dpkg", "--compare-versions", a, "lt", b], timeout=30,
-                            capture_output=True)
+        lt = run_group(["dpkg", "--compare-versions", a, "lt", b], timeout=30)
         return -1 if lt.returncode == 0 else 1
 
     return sorted(set(versions), key=functools.cmp_to_key(compare))
@@ -194,8 +221,7 @@ class PrivateApt:
         """``argv`` (apt-get/apt-cache) with the private configuration; Error when it fails."""
         full = [argv[0], "-c", str(self.config), *argv[1:]]
         try:
-            result = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
-                                    cwd=cwd, stdin=subprocess.DEVNULL)
+            result = run_group(full, timeout=timeout, cwd=cwd)
         except subprocess.TimeoutExpired as e:
             raise self.error(f"{what}: `{' '.join(argv)}` did not finish within {timeout:.0f} s; "
                              "check the network and the mirror, then try again") from e
@@ -210,9 +236,8 @@ class PrivateApt:
 
     def show(self, package: str, *, timeout: float = 60.0) -> list[dict[str, str]]:
         """Every version of ``package`` the private lists know: its control fields, each."""
-        result = subprocess.run(["apt-cache", "-c", str(self.config), "show", package],
-                                capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL)
+        result = run_group(["apt-cache", "-c", str(self.config), "show", package],
+                           timeout=timeout)
         if result.returncode != 0 and "No packages found" not in result.stderr:
             raise self.error(f"apt-cache show {package} failed:\n{result.stderr.strip()}")
         records = []
@@ -235,8 +260,8 @@ class PrivateApt:
         from tqdm.auto import tqdm
 
         argv = ["apt-get", "-c", str(self.config), "download", *specs]
-        proc = subprocess.Popen(argv, cwd=directory, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        proc = _proc.spawn(argv, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, text=True)
         deadline = time.monotonic() + timeout
 
         def size() -> int:
@@ -258,8 +283,7 @@ class PrivateApt:
                 bar.update(size() - bar.n)
         finally:
             if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                kill_group(proc)
         if proc.returncode != 0:
             raise self.error(f"apt-get download {' '.join(specs)} failed "
                              f"(status {proc.returncode}):\n{err.strip()}")

@@ -104,8 +104,7 @@ def _read_version(binary: Path, env: dict[str, str] | None = None) -> tuple[str,
     key = (str(binary), st.st_mtime_ns, st.st_size)
     if key not in _version_cache:
         try:
-            result = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
-                                    timeout=30, stdin=subprocess.DEVNULL,
+            result = _apt.run_group([str(binary), "--version"], timeout=30,
                                     env={**os.environ, **(env or {})})
         except (OSError, subprocess.TimeoutExpired) as e:
             raise QemuError(f"{binary} --version did not run: {e}") from e
@@ -268,6 +267,7 @@ def fetch_qemu(version: str | None = None, *, progress: bool = True) -> QemuBuil
     """
     root = _root()
     root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(root)
     uri, keyring = _mirror()
     if keyring is None and _apt.DEBIAN_KEYRING.is_file():
         keyring = str(_apt.DEBIAN_KEYRING)
@@ -325,6 +325,17 @@ def fetch_qemu(version: str | None = None, *, progress: bool = True) -> QemuBuil
     return build
 
 
+def _remove_leftovers(root: Path, age: float = 24 * 3600) -> None:
+    """Remove what fetches killed outright left (``.fetch-*``, ``.old-*``) a day ago or more."""
+    now = time.time()
+    for leftover in [*root.glob(".fetch-*"), *root.glob(".old-*")]:
+        try:
+            if now - leftover.stat().st_mtime > age:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def _stamp(directory: Path) -> dict[str, Any]:
     try:
         return json.loads((directory / STAMP).read_text())
@@ -334,8 +345,7 @@ def _stamp(directory: Path) -> dict[str, Any]:
 
 def _unpack(deb: Path, tree: Path) -> None:
     try:
-        result = subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], capture_output=True,
-                                text=True, timeout=300, stdin=subprocess.DEVNULL)
+        result = _apt.run_group(["dpkg-deb", "-x", str(deb), str(tree)], timeout=300)
     except subprocess.TimeoutExpired as e:
         raise QemuError(f"dpkg-deb -x {deb.name} did not finish within 300 s") from e
     if result.returncode != 0:
@@ -351,8 +361,10 @@ def _link_firmware(seabios: Path, firmware: Path) -> None:
 
 
 def _unresolved(path: Path) -> list[str]:
-    result = subprocess.run(["ldd", str(path)], capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL)
+    try:
+        result = _apt.run_group(["ldd", str(path)], timeout=60)
+    except subprocess.TimeoutExpired as e:
+        raise QemuError(f"ldd {path} did not finish within 60 s") from e
     return [line.split()[0] for line in result.stdout.splitlines() if "not found" in line]
 
 
@@ -373,8 +385,7 @@ def _check(tree: Path, debian_version: str) -> dict[str, Any]:
             raise QemuError(f"the fetched firmware has no {image}")
     modules = next(tree.glob("usr/lib/*/qemu"), None)
     env = {"QEMU_MODULE_DIR": str(modules)} if modules else {}
-    result = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
-                            timeout=30, stdin=subprocess.DEVNULL, env={**os.environ, **env})
+    result = _apt.run_group([str(binary), "--version"], timeout=30, env={**os.environ, **env})
     version, _, package = parse_version(result.stdout)
     if package != f"Debian {debian_version}":
         raise QemuError(f"the fetched binary says {result.stdout.splitlines()[0]!r}, not "
@@ -387,11 +398,14 @@ def _check(tree: Path, debian_version: str) -> dict[str, Any]:
                 unusable[module.name] = libs
     # A start without a guest: QEMU loads its UI and audio modules here and says when
     # one does not fit. Its monitor on stdin quits it.
-    start = subprocess.run(
-        [str(binary), "-L", str(tree / "usr" / "share" / "qemu"), "-M", "microvm",
-         "-accel", "tcg", "-display", "none", "-S", "-monitor", "stdio", "-serial", "none"],
-        input="quit\n", capture_output=True, text=True, timeout=60,
-        env={**os.environ, **env})
+    try:
+        start = _apt.run_group(
+            [str(binary), "-L", str(tree / "usr" / "share" / "qemu"), "-M", "microvm",
+             "-accel", "tcg", "-display", "none", "-S", "-monitor", "stdio", "-serial", "none"],
+            input="quit\n", timeout=60, env={**os.environ, **env})
+    except subprocess.TimeoutExpired as e:
+        raise QemuError("the fetched QEMU did not quit within 60 s of starting paused "
+                        f"(-M microvm -S, 'quit' on its monitor):\n{e.stderr or ''}") from e
     warnings_text = start.stderr.strip()
     if start.returncode != 0:
         raise QemuError(f"the fetched QEMU did not start (status {start.returncode}):\n"

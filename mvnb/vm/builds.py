@@ -37,6 +37,7 @@ PACKAGES = ("qemu-system-x86", "qemu-system-common", "qemu-system-data",
             "qemu-system-modules-opengl", "qemu-system-modules-spice")
 #: SeaBIOS (``bios-256k.bin`` for -M pc/q35, ``bios-microvm.bin``) when the data package lacks it.
 FIRMWARE_PACKAGE = "seabios"
+FIRMWARE_IMAGES = ("bios-256k.bin", "bios-microvm.bin")
 STAMP = "mvnb-build.json"
 
 Origin = Literal["system", "cache", "path"]
@@ -301,7 +302,7 @@ def fetch_qemu(version: str | None = None, *, progress: bool = True) -> QemuBuil
             _unpack(deb, tree)
         packages = {p: debian_version for p in PACKAGES}
         firmware = tree / "usr" / "share" / "qemu"
-        if not (firmware / "bios-256k.bin").exists():
+        if not all((firmware / image).exists() for image in FIRMWARE_IMAGES):
             bios = _newest(apt, FIRMWARE_PACKAGE, None)
             bios_debs = work / "firmware-debs"
             bios_debs.mkdir()
@@ -380,7 +381,7 @@ def _check(tree: Path, debian_version: str) -> dict[str, Any]:
     if missing:
         raise QemuError(f"the fetched QEMU needs libraries this system lacks: "
                         f"{', '.join(missing)}; install them with apt, or use the system QEMU")
-    for image in ("bios-256k.bin", "bios-microvm.bin"):
+    for image in FIRMWARE_IMAGES:
         if not (tree / "usr" / "share" / "qemu" / image).exists():
             raise QemuError(f"the fetched firmware has no {image}")
     modules = next(tree.glob("usr/lib/*/qemu"), None)

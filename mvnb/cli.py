@@ -1,6 +1,8 @@
 """The ``mvnb`` command: fetch guests, and the demo that shows the kit end to end.
 
     mvnb guest fetch [--abi 6.1.0-56] [--refresh]
+    mvnb qemu fetch [--version 10.0]
+    mvnb qemu list
     mvnb demo
 """
 
@@ -21,6 +23,24 @@ def _guest_fetch(args: argparse.Namespace) -> int:
     guest = guests.debian_cloud(args.abi, refresh=args.refresh)
     print(f"{guest.name}\n  kernel:  {guest.kernel}\n  symbols: {guest.symbols}\n"
           f"  cmdline: {guest.full_cmdline}")
+    return 0
+
+
+def _qemu_fetch(args: argparse.Namespace) -> int:
+    from .vm.builds import fetch_qemu
+
+    build = fetch_qemu(args.version)
+    print(f"QEMU {build.version} ({build.package})\n  binary:   {build.binary}\n"
+          f"  firmware: {build.firmware}\nuse it with mvnb.Qemu(..., qemu=\"{build.version}\") "
+          f"or MVNB_QEMU={build.version}")
+    return 0
+
+
+def _qemu_list(args: argparse.Namespace) -> int:
+    from .vm.builds import qemu_builds
+
+    for build in qemu_builds():
+        print(f"{build.version:<10} {build.origin:<7} {build.binary}  ({build.package})")
     return 0
 
 
@@ -78,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--abi", help="a build to pin, e.g. 6.1.0-56 (default: apt's candidate)")
     fetch.add_argument("--refresh", action="store_true", help="resolve the newest build again")
     fetch.set_defaults(func=_guest_fetch)
+    qemu = sub.add_parser("qemu", help="QEMU builds").add_subparsers(dest="action", required=True)
+    qfetch = qemu.add_parser("fetch", help="fetch the newest QEMU from bookworm-backports")
+    qfetch.add_argument("--version", help="a version prefix to fetch, e.g. 10.0 (default: the "
+                        "newest bookworm-backports has)")
+    qfetch.set_defaults(func=_qemu_fetch)
+    qemu.add_parser("list", help="list the system QEMU and the cached builds, newest first"
+                    ).set_defaults(func=_qemu_list)
     demo = sub.add_parser("demo", help="boot the default guest and stop at its LAPIC calibration")
     demo.add_argument("--timeout", type=float, default=60.0)
     demo.set_defaults(func=_demo)

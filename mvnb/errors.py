@@ -14,6 +14,7 @@ __all__ = [
     "MIProtocolError",
     "MissingTool",
     "ProbeFault",
+    "QemuError",
     "SessionClosed",
     "SpecError",
     "TargetExited",
@@ -110,6 +111,10 @@ class MissingTool(Error):
 
 class GuestError(Error):
     """A guest kernel could not be fetched, found or checked."""
+
+
+class QemuError(Error):
+    """A QEMU build could not be found, fetched or checked."""
 
 
 class MIProtocolError(Error):

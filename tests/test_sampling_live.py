@@ -110,8 +110,10 @@ def test_sample_periodic(boot):
     frame = s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.x86.TIMER_CCR},
                               interval=0.05, count=10, progress=False)
     assert len(frame) == 10 and frame.attrs["method"] == "periodic"
-    gaps = frame["host_ns"].diff().dropna() / 1e9
-    assert gaps.median() == pytest.approx(0.05, abs=0.03)
+    # The schedule is absolute: row k is due at start + k x interval, never earlier (a
+    # loaded machine makes rows late, not early; no upper bound is asserted).
+    span = (int(frame["host_ns"].iloc[-1]) - int(frame["host_ns"].iloc[0])) / 1e9
+    assert span >= 9 * 0.05 - 0.05
     assert not s.running
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from . import guests
 from .boot import boot_to, host_tsc_khz
+from .builds import QemuBuild, fetch_qemu, qemu_builds, resolve_qemu
 from .guest import Guest, kernel_hz
 from .qemu import Qemu
 
-__all__ = ["Guest", "Qemu", "boot_to", "guests", "host_tsc_khz", "kernel_hz"]
+__all__ = ["Guest", "Qemu", "QemuBuild", "boot_to", "fetch_qemu", "guests", "host_tsc_khz",
+           "kernel_hz", "qemu_builds", "resolve_qemu"]

@@ -8,7 +8,6 @@ default is a unix socket in a private 0700 directory; ``gdb="tcp"`` binds 127.0.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ from typing import Any, Literal
 from .. import _proc
 from ..errors import Error, GuestError, TargetExited, TargetTimeout
 from ..gdb import Session
+from .builds import QemuBuild, resolve_qemu
 from .elf import bzimage_version
 from .guest import Guest
 
@@ -49,7 +49,7 @@ class Qemu:
         gdb: Literal["unix", "tcp"] = "unix",
         extra_args: Sequence[str] = (),
         *,
-        qemu: str = "qemu-system-x86_64",
+        qemu: str | os.PathLike[str] | QemuBuild | None = None,
         start: bool = True,
     ) -> None:
         if machine.split(",")[0] not in _MACHINES:
@@ -66,7 +66,10 @@ class Qemu:
         self.icount = icount
         self.gdb = gdb
         self.extra_args = tuple(extra_args)
-        self.qemu = qemu
+        #: The QEMU that runs this VM (``qemu=``: a build, a version such as "10.0", a path;
+        #: None is $MVNB_QEMU or the system's): its version is the VM's provenance.
+        self.qemu_build = resolve_qemu(qemu)
+        self.qemu = str(self.qemu_build.binary)
         self.process: subprocess.Popen[bytes] | None = None
         self.gdb_address: str = ""
         self._session: Session | None = None
@@ -101,7 +104,8 @@ class Qemu:
         """QEMU's command line, with the stub on the listening socket ``gdb_fd``."""
         machine = self.machine
         argv = [
-            _proc.require(self.qemu),
+            self.qemu,
+            *self.qemu_build.args(),
             "-machine", machine,
             "-accel", "tcg",
             "-m", self.memory,
@@ -144,9 +148,10 @@ class Qemu:
         listener.listen(1)
         try:
             argv = self.argv(listener.fileno())
+            env = {**os.environ, **self.qemu_build.env()} if self.qemu_build.env() else None
             with open(self.stderr_path, "wb") as stderr:
                 self.process = _proc.spawn(argv, stdin=subprocess.DEVNULL, stdout=stderr,
-                                           stderr=stderr, pass_fds=[listener.fileno()])
+                                           stderr=stderr, pass_fds=[listener.fileno()], env=env)
         finally:
             listener.close()
         self._finalizer = weakref.finalize(self, _stop, self.process, self._dir)
@@ -171,7 +176,8 @@ class Qemu:
     def provenance(self) -> dict[str, Any]:
         """What ran: QEMU's version, the machine, icount, the guest and its command line."""
         return {
-            "qemu": _qemu_version(_proc.require(self.qemu)),
+            "qemu": self.qemu_build.version,
+            **self.qemu_build.provenance,
             "machine": self.machine,
             "icount": self.icount,
             "guest": self.guest.name,
@@ -311,17 +317,6 @@ class _FileWatch:
     def __exit__(self, *exc: object) -> None:
         if self.fd >= 0:
             os.close(self.fd)
-
-
-@functools.lru_cache(maxsize=8)
-def _qemu_version(binary: str) -> str | None:
-    """The version ``qemu-system-x86_64 --version`` prints on its first line."""
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    line = out.stdout.splitlines()[0] if out.stdout else ""
-    return line.removeprefix("QEMU emulator version ").strip() or None
 
 
 def _kernel_release(guest: Guest) -> str:

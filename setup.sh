@@ -30,6 +30,10 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
 if [ "$what" = test ]; then
   need gdbserver gdbserver
   need chromium chromium
+  need jekyll jekyll
+  # the theme of the real-Jekyll publish test (Debian packages the gem; no Bundler needed)
+  dpkg-query -W -f='${Status}' jekyll-theme-minima 2>/dev/null | grep -q "ok installed" \
+    || packages+=(jekyll-theme-minima)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   say "installing OS packages: ${packages[*]}"

@@ -64,7 +64,7 @@ def html_block(html: str, css_class: str = "mvnb-output") -> str:
     return liquid_safe(f'<div class="{css_class}" markdown="0">\n{body}\n</div>\n')
 
 
-def details(summary: str, body: str, css_class: str = "mvnb-hidden") -> str:
+def details(body: str, summary: str, css_class: str = "mvnb-hidden") -> str:
     """A collapsed ``<details>`` block whose body Kramdown still reads as Markdown."""
     return (f'<details class="{css_class}" markdown="1">\n<summary>{summary}</summary>\n\n'
             f"{body.strip(chr(10))}\n\n</details>\n")

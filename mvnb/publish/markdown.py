@@ -42,6 +42,15 @@ class Segment:
     display: bool = False
     language: str = ""
 
+    @property
+    def tex(self) -> str:
+        """A math segment's TeX, without its ``$``/``$$`` delimiters."""
+        if self.text.startswith("$$"):
+            return self.text[2:-2]
+        if self.text.startswith("$"):
+            return self.text[1:-1]
+        return self.text
+
 
 @dataclass
 class Converted:
@@ -92,12 +101,12 @@ def _inline(text: str) -> Iterator[Segment]:
         elif match.group("esc") is not None:
             yield Segment("prose", match.group(0))
         elif match.group("dmath") is not None:
-            yield Segment("math", match.group(0)[2:-2],
-                          display=_alone(text, match.start(), match.end()))
+            yield Segment("math", match.group(0), display=_alone(text, match.start(),
+                                                                   match.end()))
         elif match.group("env") is not None:
             yield Segment("math", match.group(0), display=True)
         else:
-            yield Segment("math", match.group(0)[1:-1])
+            yield Segment("math", match.group(0))
         position = match.end()
     if position < len(text):
         yield Segment("prose", text[position:])
@@ -144,7 +153,7 @@ _BLOCK_END = "\x00end-of-math-block\x00"
 
 
 def _math(segment: Segment, before: list[str]) -> str:
-    tex = segment.text
+    tex = segment.tex
     if not segment.display:
         return liquid_safe(f"$${tex}$$")
     previous = "".join(before[-3:])

@@ -65,7 +65,7 @@ def tqdm_line(model_id: str, state: dict[str, Any]) -> str | None:
     meter = "█" * filled + " " * (10 - filled)
     left_text = html.unescape(str(left.get("value", ""))).strip()
     right_text = html.unescape(str(right.get("value", ""))).rstrip()
-    line = f"{left_text}|{meter}|{right_text}"
+    line = f"{left_text}|{meter}|{right_text}".replace("\u2007", " ")
     return line if is_progress(line) else None
 
 

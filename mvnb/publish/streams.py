@@ -18,7 +18,7 @@ _ANSI = re.compile(
     r"|\x1b[@-Z\\-_]"                     # two-character escapes
 )
 # tqdm's meter: "desc: 100%|██████████| 10/10 [00:01<00:00, 9.9it/s]" or "5it [00:00, 1.2it/s]"
-TQDM_LINE = re.compile(r"(?:\d{1,3}%\|[^|\n]*\|\s*)?\S+ \[\d{1,2}:\d{2}(?::\d{2})?(?:<|,|\])")
+TQDM_LINE = re.compile(r"(?:\d{1,3}%\|[^|\n]*\|\s*)?\S+\s\[\d{1,2}:\d{2}(?::\d{2})?(?:<|,|\])")
 
 
 def strip_ansi(text: str) -> str:

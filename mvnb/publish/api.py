@@ -103,6 +103,7 @@ def publish(
     exporter = PostExporter(config=config, provenance_footer=provenance_footer)
     text, resources = exporter.from_notebook_node(nb, resources)
     shared = resources["mvnb"]
+    redactor = shared["redactor"]  # nbconvert hands preprocessors a deep copy of resources
     front: FrontMatter = shared["front_matter_object"]
     place = Site(root, shared["slug"], links)
     previous = place.previous_posts(path.name)

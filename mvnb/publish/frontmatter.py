@@ -208,6 +208,13 @@ def _list(value: Any, key: str) -> list[str]:
     raise PublishError(f"{key} must be a list of words, not {value!r}")
 
 
+# Characters YAML 1.1 (Psych, Jekyll's parser) does not take raw in a quoted scalar: the
+# non-printable ones and the line breaks it would fold (YAML 1.1, sections 5.1 and 5.4).
+_NOT_PRINTABLE = re.compile(
+    "[^\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _quote(text: str) -> str:
     """A YAML double-quoted scalar (JSON's string syntax is a subset of it)."""
-    return json.dumps(str(text), ensure_ascii=False)
+    quoted = json.dumps(str(text), ensure_ascii=False)
+    return _NOT_PRINTABLE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", quoted)

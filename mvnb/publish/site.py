@@ -99,16 +99,6 @@ class Site:
     def post_path(self, when_ymd: str) -> Path:
         return self.root / "_posts" / f"{when_ymd}-{self.slug}.md"
 
-    def image_url(self, filename: str) -> str:
-        """How the post links an image so that it resolves in the built site."""
-        return link(filename, self.links, self.image_prefix)
-
-    def media_subpath(self) -> str | None:
-        return self.image_prefix if self.links == "chirpy" else None
-
-    def image_path_for_front_matter(self, filename: str) -> str:
-        return filename if self.links == "chirpy" else self.image_prefix + filename
-
     # -- re-publishing -------------------------------------------------------------------
 
     def previous_posts(self, source: str) -> list[Path]:

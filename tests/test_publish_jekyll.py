@@ -248,3 +248,35 @@ def test_the_first_session_notebook_publishes_builds_and_shows(tmp_path: Path, b
     assert all(image["width"] > 0 for image in seen["images"])
     assert any("(gdb) print lapic_cal_loops\n$1 = -1" in c for c in seen["code"])
     assert seen["table"][:3] == ["", "level", "function"]
+
+
+# Chirpy's rule for a post's media, as its "Writing a New Post" page documents it (URL
+# Prefix): an image's URL is [site.cdn/][page.media_subpath/]file, under the site's baseurl.
+# This layout applies that rule, so that chirpy-style links are checked in a real build.
+CHIRPY_RULE_LAYOUT = """\
+---
+---
+{%- capture src_to -%}<img src="{{ site.baseurl }}{{ page.media_subpath }}{%- endcapture -%}
+<html><body><h1 class="post-title">{{ page.title }}</h1>
+<article class="post-content">{{ content | replace: '<img src="', src_to }}</article>
+</body></html>
+"""
+
+
+def test_chirpy_style_links_resolve_under_media_subpath_and_baseurl(tmp_path: Path,
+                                                                     browser: Any, serve: Any):
+    _require_jekyll()
+    site, out = tmp_path / "site", tmp_path / "out"
+    (site / "_layouts").mkdir(parents=True)
+    (site / "_layouts" / "post.html").write_text(CHIRPY_RULE_LAYOUT)
+    found = publish(kitchen_sink(tmp_path), site, date="2024-06-01", image_links="chirpy")
+    text = found.post.read_text()
+    assert f'media_subpath: "/assets/img/posts/{found.slug}/"' in text
+    assert "relative_url" not in text
+    build(site, out, "/blog")
+    url = serve(out) + "/" + page_of(out, found.slug).relative_to(out).as_posix()
+    seen = look(browser, url, ARTIFACTS / "publish_jekyll_chirpy_rule.png")
+    assert len(seen["images"]) == 3
+    for image in seen["images"]:
+        assert image["width"] > 0, image
+        assert f"/blog/assets/img/posts/{found.slug}/" in image["src"]

@@ -111,3 +111,16 @@ def test_site_that_is_a_file_is_an_error(tmp_path: Path):
 def test_missing_notebook_is_an_error(tmp_path: Path):
     with pytest.raises(PublishError, match="does not exist"):
         publish(tmp_path / "nope.ipynb", tmp_path / "site")
+
+
+def test_a_future_date_on_the_command_line_is_refused(tmp_path: Path, capsys):
+    from datetime import timedelta
+
+    from mvnb.cli import main
+
+    path = write(figures(1), tmp_path / "nb.ipynb")
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    assert main(["publish", str(path), "--site", str(tmp_path / "site"), "--date", tomorrow]) == 1
+    err = capsys.readouterr().err
+    assert f"date {tomorrow}" in err and "Jekyll skips future posts" in err
+    assert not (tmp_path / "site").exists()

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 _LIQUID = re.compile(r"\{\{|\{%")
-_ENDRAW = re.compile(r"\{%-?\s*endraw\s*-?%\}")
+_ENDRAW = re.compile(r"\{%-?\s*endraw(?!\w)")
 _LINE_TICKS = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
 
 

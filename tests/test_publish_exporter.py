@@ -318,14 +318,32 @@ def test_markdown_attachment_and_local_image_are_placed(tmp_path: Path):
     assert any("figs/missing.png" in n for n in resources["mvnb"]["notes"])
 
 
-def test_exporter_is_registered_as_an_nbconvert_exporter_entry_point():
+def test_jupyter_nbconvert_finds_the_exporter_by_its_entry_point(tmp_path: Path):
+    """The entry point from pyproject.toml, in a dist-info of its own, as pip would write it."""
+    import os
+    import subprocess
+    import sys
     import tomllib
-
-    from nbconvert.exporters import TemplateExporter
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     target = pyproject["project"]["entry-points"]["nbconvert.exporters"]["mvnb_post"]
-    module, name = target.split(":")
-    exporter = getattr(__import__(module, fromlist=[name]), name)
-    assert issubclass(exporter, TemplateExporter)
-    assert exporter().file_extension == ".md"
+    dist = tmp_path / "path" / "mvnb_entry_probe-0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mvnb-entry-probe\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text(f"[nbconvert.exporters]\nmvnb_post = {target}\n")
+    nb = notebook(code("# Counts\nplot()", [display({"image/png": figure_png(2, 1)})]),
+                  title="Preview: by nbconvert")
+    from publish_notebooks import write
+
+    write(nb, tmp_path / "preview.ipynb")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path / "path"), str(Path(__file__).parents[1]),
+         os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "mvnb_post",
+                           "preview.ipynb"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "preview.md").read_text()
+    assert 'title: "Preview: by nbconvert"' in text
+    assert "![Counts](preview_files/cell1_0.png)" in text
+    assert (tmp_path / "preview_files" / "cell1_0.png").stat().st_size > 0

@@ -51,9 +51,10 @@ class PostExporter(TemplateExporter):
     output_mimetype = "text/markdown"
 
     image_links = Enum(
-        ["auto", "chirpy", "liquid"], default_value="auto",
+        ["auto", "chirpy", "liquid", "files"], default_value="auto",
         help="How images are linked: 'chirpy' (media_subpath + file name), 'liquid' "
-             "(relative_url, any theme), or 'auto' (chirpy when the site uses Chirpy).",
+             "(relative_url, any theme), 'files' (the files nbconvert writes beside the "
+             "post), or 'auto' (chirpy when the site uses Chirpy, files outside a site).",
     ).tag(config=True)
     image_prefix = Unicode(
         "/assets/img/posts/{slug}/",
@@ -134,7 +135,8 @@ class PostExporter(TemplateExporter):
         links = shared.get("links", self.image_links)
         if links == "auto":
             root = shared.get("site_root")
-            links = detect_links(Path(root)) if root else "liquid"
+            links = detect_links(Path(root)) if root else (
+                "files" if resources.get("output_files_dir") else "liquid")
         shared["links"] = links
         shared.setdefault("image_prefix_template", self.image_prefix)
         if "date" not in shared:
@@ -166,7 +168,9 @@ def _image(output: Any, mime: str, resources: dict[str, Any]) -> str:
     filename = output.metadata.get("filenames", {}).get(mime)
     if filename is None:
         return ""
-    url = link(Path(filename).name, shared["links"], shared["image_prefix"])
+    if shared["links"] != "files":
+        filename = Path(filename).name
+    url = link(filename, shared["links"], shared["image_prefix"])
     alt = escape_alt(str(output.metadata.get("alt", "")))
     attributes = ""
     if mime == "image/svg+xml":

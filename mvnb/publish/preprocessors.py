@@ -390,6 +390,8 @@ def _placer(cell: Any, resources: dict[str, Any], index: int):
         if data is None:
             return None
         filename = f"md{index}_{re.sub(r'[^A-Za-z0-9._-]', '-', name)}"
+        if shared.get("links") == "files" and resources.get("output_files_dir"):
+            filename = f"{resources['output_files_dir']}/{filename}"
         resources.setdefault("outputs", {})[filename] = data
         return link(filename, shared.get("links", "liquid"), shared.get("image_prefix", ""))
 
@@ -427,7 +429,8 @@ def _preview(nb: Any, shared: dict[str, Any]) -> dict[str, str] | None:
             for output in cell.get("outputs", []):
                 names = output.get("metadata", {}).get("filenames", {})
                 for name in names.values():
-                    path = name if shared.get("links") == "chirpy" else \
+                    name = name if shared.get("links") == "files" else Path(name).name
+                    path = name if shared.get("links") in ("chirpy", "files") else \
                         shared.get("image_prefix", "") + name
                     return {"path": path, "alt": output.metadata.get("alt", "")}
     return None

@@ -51,8 +51,12 @@ def slugify(title: str) -> str:
 
 
 def link(filename: str, links: str, prefix: str) -> str:
-    """The URL a post uses for one of its images (see the module docstring)."""
-    if links == "chirpy":
+    """The URL a post uses for one of its images (see the module docstring).
+
+    ``files`` (``jupyter nbconvert --to mvnb_post`` outside a site) links the extracted file
+    beside the post, as nbconvert writes it.
+    """
+    if links in ("chirpy", "files"):
         return filename
     return "{{ '" + prefix + filename + "' | relative_url }}"
 

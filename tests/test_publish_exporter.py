@@ -347,3 +347,23 @@ def test_jupyter_nbconvert_finds_the_exporter_by_its_entry_point(tmp_path: Path)
     assert 'title: "Preview: by nbconvert"' in text
     assert "![Counts](preview_files/cell1_0.png)" in text
     assert (tmp_path / "preview_files" / "cell1_0.png").stat().st_size > 0
+
+
+def test_a_multiindex_frame_stays_html_that_kramdown_leaves_alone():
+    import pandas as pd
+
+    frame = pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")]))
+    nb = notebook(code("frame", [result({"text/html": frame._repr_html_(),
+                                         "text/plain": repr(frame)})]))
+    body = body_of(render(nb)[0])
+    assert '<div class="mvnb-output" markdown="0">' in body and 'colspan="2"' in body
+
+
+def test_latex_output_becomes_a_display_math_block():
+    nb = notebook(code("Math(r'\\frac{a_1}{b}')",
+                       [display({"text/latex": "$$\\frac{a_1}{b}$$",
+                                 "text/plain": "<IPython.core.display.Math object>"})]))
+    text, _ = render(nb)
+    assert "math: true" in text.split("\n---\n")[0]
+    assert "\n$$\n\\frac{a_1}{b}\n$$\n" in body_of(text)
+    assert "IPython.core.display" not in text

@@ -22,7 +22,8 @@ from traitlets.config import Config
 from . import blocks
 from ._provenance import Provenance
 from .frontmatter import parse_date
-from .preprocessors import escape_alt, state
+from .kramdown import escape_alt
+from .preprocessors import state
 from .redact import Redactor
 from .site import detect_links, link
 
@@ -37,8 +38,8 @@ PREPROCESSORS = [
     "mvnb.publish.preprocessors.StreamPreprocessor",
     "mvnb.publish.preprocessors.InputPreprocessor",
     "mvnb.publish.preprocessors.OutputPreprocessor",
-    "mvnb.publish.preprocessors.RedactPreprocessor",
-    "mvnb.publish.preprocessors.KramdownPreprocessor",
+    "mvnb.publish.kramdown.RedactPreprocessor",
+    "mvnb.publish.kramdown.KramdownPreprocessor",
     "nbconvert.preprocessors.ExtractOutputPreprocessor",
     "mvnb.publish.preprocessors.FrontMatterPreprocessor",
 ]

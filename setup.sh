@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # mvnb's two set-up commands for a fresh machine (Debian/Ubuntu):
 #
-#   ./setup.sh demo   installs everything, then boots the default guest to its LAPIC timer
-#                     calibration and prints what it found
+#   ./setup.sh demo   installs everything, boots the default guest to its LAPIC timer
+#                     calibration, prints what it found, and publishes the first-session
+#                     notebook as a blog post into ./site (MVNB_DEMO_SITE), printing its path
 #   ./setup.sh test   installs what the tests need, then runs the whole test suite
 #
 # Installing means: the OS packages that are missing (QEMU, GDB, ...) through apt, a
@@ -30,6 +31,10 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
 if [ "$what" = test ]; then
   need gdbserver gdbserver
   need chromium chromium
+  need jekyll jekyll
+  # the theme of the real-Jekyll publish test (Debian packages the gem; no Bundler needed)
+  dpkg-query -W -f='${Status}' jekyll-theme-minima 2>/dev/null | grep -q "ok installed" \
+    || packages+=(jekyll-theme-minima)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   say "installing OS packages: ${packages[*]}"
@@ -62,7 +67,11 @@ say "guest kernel (cached in ${XDG_CACHE_HOME:-$HOME/.cache}/mvnb)"
 # -- the job -------------------------------------------------------------------------------
 if [ "$what" = demo ]; then
   say "mvnb demo"
-  exec .venv/bin/mvnb demo "$@"
+  .venv/bin/mvnb demo "$@"
+  site=${MVNB_DEMO_SITE:-$PWD/site}
+  say "publishing notebooks/first-session.ipynb as a post into $site"
+  mkdir -p "$site"
+  exec .venv/bin/mvnb publish notebooks/first-session.ipynb --site "$site"
 else
   say "tests"
   exec .venv/bin/python -m pytest "$@"

@@ -14,6 +14,7 @@ import sys
 import warnings
 
 from .errors import Error
+from .publish.cli import add_parser as add_publish_parser
 from .vm import guests
 
 __all__ = ["main"]
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="boot the default guest and stop at its LAPIC calibration")
     demo.add_argument("--timeout", type=float, default=60.0)
     demo.set_defaults(func=_demo)
+    add_publish_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

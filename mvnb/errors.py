@@ -11,9 +11,11 @@ __all__ = [
     "FaultError",
     "GdbError",
     "GuestError",
+    "LeakFound",
     "MIProtocolError",
     "MissingTool",
     "ProbeFault",
+    "PublishError",
     "QemuError",
     "SessionClosed",
     "SpecError",
@@ -123,3 +125,21 @@ class MIProtocolError(Error):
 
 class SpecError(Error, ValueError):
     """A register spec file is malformed; the message names the file and the register."""
+
+
+class PublishError(Error):
+    """A notebook could not be published; the message says what to change."""
+
+
+class LeakFound(PublishError):
+    """``check=True`` found text that looks like a local path; ``leaks`` lists each one."""
+
+    def __init__(self, leaks: list[str]) -> None:
+        shown = "\n  ".join(leaks[:20])
+        more = f"\n  ... and {len(leaks) - 20} more" if len(leaks) > 20 else ""
+        super().__init__(
+            f"the post still contains {len(leaks)} local path(s); nothing was written:\n  "
+            f"{shown}{more}\nAdd --redact PATH=NAME for each, or remove the cell "
+            "(tag it remove-cell / remove-output)."
+        )
+        self.leaks = leaks

@@ -3,10 +3,20 @@
 Live fixtures are module-scoped (one booted guest per test module where state allows);
 a test that breaks its guest boots its own with ``boot``. At the end of the run, any
 ``qemu-system`` or ``gdb`` process this run started and left behind fails the run.
+
+Every live test runs once per QEMU build of ``--qemu`` (default: ``$MVNB_QEMU`` if set,
+else ``system,10.0``: Debian's QEMU and the cached QEMU 10): the session-scoped
+``qemu_build`` parameter, which ``guest``, ``boot`` and ``calibrating`` depend on. Test ids
+end in ``[qemu7.2]`` / ``[qemu10.0]``. While such a test runs, ``MVNB_QEMU`` names its
+build, so ``mvnb.Qemu(guest)`` in a test body starts it too. A test that needs particular
+builds says which and why with ``@pytest.mark.qemu("10", reason=...)`` (a version prefix);
+it is skipped, with the reason, when ``--qemu`` selects none of them. A build that is not
+cached is skipped with the command that fetches it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Iterator
@@ -15,6 +25,84 @@ from pathlib import Path
 import pytest
 
 import mvnb
+from mvnb.errors import Error
+from mvnb.vm.builds import QemuBuild, qemu_builds, resolve_qemu
+
+DEFAULT_QEMUS = "system,10.0"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--qemu", default=None,
+        help="comma-separated QEMU builds the live tests run on: 'system' (the OS's "
+             "qemu-system-x86_64), a cached version such as 10.0, or a path "
+             f"(default: $MVNB_QEMU if set, else {DEFAULT_QEMUS!r})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "qemu(version, reason): runs only on QEMU builds whose version starts "
+                   "with `version` (e.g. '10'), for the reason given")
+
+
+def _selected(config: pytest.Config) -> list[str]:
+    text = config.getoption("--qemu") or os.environ.get("MVNB_QEMU") or DEFAULT_QEMUS
+    return list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+@functools.cache
+def _resolve(spec: str) -> QemuBuild:
+    if spec == "system":
+        system = [b for b in qemu_builds() if b.origin == "system"]
+        if not system:
+            raise Error("no system qemu-system-x86_64: `apt-get install qemu-system-x86`")
+        return system[0]
+    return resolve_qemu(spec)
+
+
+def _matches(build: QemuBuild, prefix: str) -> bool:
+    want = tuple(int(x) for x in prefix.split("."))
+    return build.version_tuple[:len(want)] == want
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One instance of every test that uses ``qemu_build`` per selected build (above)."""
+    if "qemu_build" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("qemu")
+    params = []
+    for spec in _selected(metafunc.config):
+        try:
+            build = _resolve(spec)
+        except Error as error:
+            params.append(pytest.param(None, id=f"qemu{spec}", marks=pytest.mark.skip(
+                reason=f"QEMU {spec}: {error} (./setup.sh test fetches QEMU 10.0)")))
+            continue
+        if marker is not None and not _matches(build, marker.args[0]):
+            continue
+        major_minor = ".".join(map(str, build.version_tuple[:2]))
+        params.append(pytest.param(build, id=f"qemu{major_minor}"))
+    if not params:
+        assert marker is not None
+        params = [pytest.param(None, id=f"qemu{marker.args[0]}", marks=pytest.mark.skip(
+            reason=f"needs QEMU {marker.args[0]} ({marker.kwargs.get('reason', 'see the test')}); "
+                   f"--qemu selects {','.join(_selected(metafunc.config))}"))]
+    metafunc.parametrize("qemu_build", params, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def qemu_build(request: pytest.FixtureRequest) -> QemuBuild:
+    """The QEMU build this instance of a live test runs on (see the module docstring)."""
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _qemu_for_the_test_body(request: pytest.FixtureRequest,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mvnb.Qemu(guest)`` in a live test's body starts the test's build."""
+    if "qemu_build" in request.fixturenames:
+        build = request.getfixturevalue("qemu_build")
+        monkeypatch.setenv("MVNB_QEMU", str(build.binary))
 
 
 def _children() -> list[tuple[int, str]]:
@@ -52,16 +140,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def guest() -> mvnb.Guest:
+def guest(qemu_build: QemuBuild) -> mvnb.Guest:
+    """The Debian cloud guest; asking for it makes a test live on every selected build."""
     return mvnb.guests.debian_cloud(progress=False)
 
 
 @pytest.fixture(scope="session")
-def boot(guest: mvnb.Guest):
-    """``boot(location, **qemu_args) -> (vm, session, stop)``; VMs close at the end."""
+def boot(guest: mvnb.Guest, qemu_build: QemuBuild):
+    """``boot(location, **qemu_args) -> (vm, session, stop)`` on the test's QEMU build;
+    VMs close at the end."""
     started: list[mvnb.Qemu] = []
 
     def _boot(location: str = "lapic_cal_handler", **qemu_args):
+        qemu_args.setdefault("qemu", qemu_build)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             vm, session, stop = mvnb.boot_to(guest, location, **qemu_args)
@@ -74,10 +165,11 @@ def boot(guest: mvnb.Guest):
 
 
 @pytest.fixture(scope="module")
-def calibrating(guest: mvnb.Guest) -> Iterator[tuple[mvnb.Qemu, mvnb.Session]]:
-    """One guest per module, stopped at the first ``lapic_cal_handler`` hit."""
+def calibrating(guest: mvnb.Guest,
+                qemu_build: QemuBuild) -> Iterator[tuple[mvnb.Qemu, mvnb.Session]]:
+    """One guest per module and build, stopped at the first ``lapic_cal_handler`` hit."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        vm, session, _ = mvnb.boot_to(guest, "lapic_cal_handler")
+        vm, session, _ = mvnb.boot_to(guest, "lapic_cal_handler", qemu=qemu_build)
     with vm:
         yield vm, session

@@ -112,8 +112,11 @@ class X86:
             cpu = shown.cpu
         wanted = [n for n in LAPIC_REGISTERS if n not in regs]
         if source != "monitor" and base is not None:
-            got, missing = self._lapic_cpu.read(wanted, x2apic=bool(x2apic),
-                                                physical=int(base["base"]), timeout=timeout)
+            try:
+                got, missing = self._lapic_cpu.read(wanted, x2apic=bool(x2apic),
+                                                    physical=int(base["base"]), timeout=timeout)
+            except Error as error:  # e.g. the kernel has not mapped the LAPIC page yet
+                got, missing = {}, dict.fromkeys(wanted, str(error))
             regs.update(got)
             for name in got:
                 unread.pop(name, None)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..gdb import Session
     from .probe import Prober
 
-__all__ = ["LOAD_SYMBOLS", "MOV_RDI", "Load", "MmioLoader", "decode_load"]
+__all__ = ["LOAD_SYMBOLS", "MOV_RDI", "Load", "MmioLoader", "decode_load", "find_load"]
 
 #: Functions whose text holds a 32-bit MMIO load (Linux: arch/x86/include/asm/apic.h).
 LOAD_SYMBOLS = ("native_apic_mem_read",)
@@ -107,11 +107,12 @@ def find_load(s: Session, *, timeout: float | None = 30.0) -> Load:
 
 
 class MmioLoader:
-    """Reads 32-bit device registers at virtual addresses by executing one load each."""
+    """Reads 32-bit device registers at virtual addresses by executing one load each
+    (``load``: the instruction to use; None finds one with :func:`find_load`)."""
 
-    def __init__(self, prober: Prober) -> None:
+    def __init__(self, prober: Prober, load: Load | None = None) -> None:
         self.prober = prober
-        self._load: Load | None = None
+        self._load = load
 
     def load(self, *, timeout: float | None = 30.0) -> Load:
         """The load instruction this session uses (looked up once)."""

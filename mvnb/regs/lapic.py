@@ -6,13 +6,16 @@ is QEMU's ``x86_cpu_dump_local_apic_state`` (target/i386/cpu-dump.c), the same i
 and 10.0 (recorded texts of both in tests/data; docs/qemu-versions.md). Register layouts:
 Intel SDM Vol. 3A, Order Number 253668-068US, Chapter 10 (Chapter 11 in editions from 2022
 on). ``info lapic`` shows neither the APIC ID, the Version nor the TMR (only the "(level)"
-marks of vectors pending or in service), so those are not in a snapshot.
+marks of vectors pending or in service): ``s.x86.lapic()`` has the CPU read those
+(:mod:`mvnb.x86.lapic_cpu`), and a snapshot holds any of :data:`LAPIC_REGISTERS`.
 
 The text does not say whether the APIC is in x2APIC mode, and in that mode its DFR and LDR
 fields are not the registers: QEMU 10 prints its xAPIC ``log_dest``/``dest_mode`` fields,
 while the x2APIC LDR (MSR 0x80D, SDM Section 10.12.10.2) is a separate value it does not
 print (hw/intc/apic.c ``extended_log_dest``), and DFR does not exist in x2APIC mode. Pass
-``x2apic=True`` (IA32_APIC_BASE.EXTD) to leave them out instead of misreading them.
+``x2apic=True`` (IA32_APIC_BASE.EXTD) to leave them out instead of misreading them. In x2APIC
+mode the ID, LDR and ICR have other layouts (``X2APIC_ID``, ``X2APIC_LDR``, ``X2APIC_ICR`` in
+specs/lapic.yaml; :func:`layout` picks the one of a mode).
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ def test_lapic_at_the_first_hit_agrees_with_info_lapic(calibrating):
     assert s.frame().function == "lapic_cal_handler" and _loops(s) == -1
     plain = s.x86.lapic(probe=False)
     assert plain.text == s.monitor("info lapic")  # guest time stands still while stopped
+    assert plain.x2apic is None and "probe=False" in plain.unread["TMR"]
+    assert set(plain.unread) == {"IA32_APIC_BASE", "LAPIC_ID", "LAPIC_VERSION", "TMR", "LVT_CMCI"}
     snap = s.x86.lapic()
     for name, raw in parse_info_lapic(snap.text).items():
         assert int(snap[name]) == raw, name

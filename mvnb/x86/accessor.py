@@ -1,12 +1,12 @@
 """``s.x86``: the x86 CPU under the debugger — LAPIC state, CPUID, MSRs, control
 registers, the TSC.
 
-The LAPIC comes from QEMU's ``info lapic`` (Intel SDM Vol. 3A, Order Number 253668-068US,
-Chapter 10); CPUID, MSRs and the TSC are read by executing the guest's own ``cpuid`` /
-``rdmsr`` / ``rdtsc`` once (:mod:`mvnb.x86.probe`); CR0, CR3, CR4, RFLAGS and EFER decode
-from GDB's registers (Vol. 3A Section 2.5, 2.3). The accessor uses only the session's
-public methods.
-"""
+The LAPIC comes from QEMU's ``info lapic`` and from the CPU's own reads of its registers
+(:mod:`mvnb.x86.lapic_cpu`; Intel SDM Vol. 3A, Order Number 253668-068US, Chapter 10), in
+the mode IA32_APIC_BASE says; CPUID, MSRs and the TSC are read by executing the guest's own
+``cpuid`` / ``rdmsr`` / ``rdtsc`` once (:mod:`mvnb.x86.probe`); CR0, CR3, CR4, RFLAGS and
+EFER decode from GDB's registers (Vol. 3A Section 2.5, 2.3). The accessor uses only the
+session's public methods."""
 
 from __future__ import annotations
 
@@ -32,13 +32,12 @@ __all__ = ["CONTROL_REGISTERS", "UNREADABLE", "X86"]
 
 #: Registers decoded from GDB's register set by ``control_registers()``.
 CONTROL_REGISTERS = ("CR0", "CR3", "CR4", "RFLAGS", "IA32_EFER")
-#: Why registers are missing from a snapshot taken with ``probe=False`` (no CPU reads).
+#: Registers QEMU's ``info lapic`` does not show: only the CPU's own reads return them.
 UNREADABLE = {
-    "LAPIC_ID": "not in QEMU's 'info lapic'; read by the CPU only (probe=True); the initial "
-                "APIC ID is also CPUID.1:EBX[31:24] (s.x86.cpuid(1).ebx >> 24)",
-    "LAPIC_VERSION": "not in QEMU's 'info lapic'; read by the CPU only (probe=True)",
-    "TMR": "not in QEMU's 'info lapic'; read by the CPU only (probe=True)",
-    "LVT_CMCI": "not in QEMU's 'info lapic'; read by the CPU only (probe=True)",
+    "LAPIC_ID": "not in QEMU's 'info lapic' (the initial APIC ID is also CPUID.1:EBX[31:24])",
+    "LAPIC_VERSION": "not in QEMU's 'info lapic'",
+    "TMR": "not in QEMU's 'info lapic' (only '(level)' marks of ISR/IRR vectors)",
+    "LVT_CMCI": "not in QEMU's 'info lapic'",
 }
 _MASK32 = 0xFFFF_FFFF
 _SOURCES = ("auto", "monitor", "cpu")
@@ -111,7 +110,10 @@ class X86:
             unread.update(shown.unread)
             cpu = shown.cpu
         wanted = [n for n in LAPIC_REGISTERS if n not in regs]
-        if source != "monitor" and base is not None:
+        skipped = ("probe=False" if not probe
+                   else "IA32_APIC_BASE, which says the mode, could not be read" if base is None
+                   else "source='monitor'" if source == "monitor" else None)
+        if skipped is None:
             try:
                 got, missing = self._lapic_cpu.read(wanted, x2apic=bool(x2apic),
                                                     physical=int(base["base"]), timeout=timeout)
@@ -122,12 +124,10 @@ class X86:
                 unread.pop(name, None)
             unread.update(missing)
         else:
-            why = (unread.get("IA32_APIC_BASE") if base is None and probe
-                   else "source='monitor'" if source == "monitor" else None)
             for name in wanted:
-                if name not in unread:
-                    unread[name] = (f"not read by the CPU ({why})" if why
-                                    else UNREADABLE.get(name, "not read (probe=False)"))
+                why = f"not read by the CPU ({skipped})"
+                unread.setdefault(name, f"{UNREADABLE[name]}; {why}" if name in UNREADABLE
+                                  else why)
         ordered: dict[str, RegisterValue | int] = {
             n: regs[n] for n in LAPIC_REGISTERS if n in regs}
         if base is not None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from . import guests
 from .boot import boot_to, host_tsc_khz
-from .guest import Guest, kernel_hz
+from .guest import Guest
+from .hz import kernel_hz
 from .qemu import Qemu
 
 __all__ = ["Guest", "Qemu", "boot_to", "guests", "host_tsc_khz", "kernel_hz"]

@@ -70,7 +70,8 @@ def plot_counts(
     fig, ax = _figure()
     ax.plot(xv, yv, ".", ms=3, label=f"samples ({len(xs):,})")
     ends = np.array([xv[0], xv[-1]], dtype=np.float64)
-    ax.plot(ends, fit.predict(ends), "-", lw=1, label=f"fit: {fit.rate:.9g} {yn} per {xn}")
+    down = " down" if fit.counts_down else ""
+    ax.plot(ends, fit.predict(ends), "-", lw=1, label=f"fit: {fit.rate:.9g} {yn}{down} per {xn}")
     ax.set_xlabel(xn)
     ax.set_ylabel(yn)
     ax.set_title(f"{yn} against {xn}")
@@ -103,7 +104,8 @@ def plot_residuals(
     ax.set_xlabel(xn)
     ax.set_ylabel(f"{yn} − fit")
     ax.set_title(
-        f"residuals of {yn} against {xn} (rate {fit.rate:.9g}, ±{fit.stderr_ppm():.2g} ppm)"
+        f"residuals of {yn} against {xn} (rate {fit.rate:.9g}"
+        f"{' down' if fit.counts_down else ''}, ±{fit.stderr_ppm():.2g} ppm)"
     )
     ax.legend(loc="best", fontsize="small")
     return fig
@@ -133,7 +135,9 @@ def plot_drift(
     ax.set_xlabel(f"{attrs.get('x', 'x')} (window centre)")
     ax.set_ylabel("ppm")
     ref = attrs.get("reference", "whole run")
-    title = f"drift of {attrs.get('y', 'y')}: windows of {int(drift['n'].iloc[0]):,} samples"
+    down = " (counting down)" if attrs.get("counts_down") else ""
+    title = (f"drift of {attrs.get('y', 'y')}{down}: windows of "
+             f"{int(drift['n'].iloc[0]):,} samples")
     ax.set_title(f"{title}, against the {ref} rate")
     if attrs.get("host_reference"):
         ax.text(
@@ -161,7 +165,8 @@ def plot_rate_histogram(
     values = (r / j.rate - 1.0) * 1e6 if ppm and j.rate else r
     fig, ax = _figure()
     ax.hist(values, bins=bins)
-    ax.set_xlabel("ppm from the overall rate" if ppm else f"d{j.y}/d{j.x}")
+    ax.set_xlabel("ppm from the overall rate" if ppm
+                  else f"{'-' if j.counts_down else ''}d{j.y}/d{j.x}")
     ax.set_ylabel("intervals")
     ax.set_title(
         f"per-interval rate of {j.y} per {j.x}: σ = {j.std_ppm:.3g} ppm ({len(r):,} intervals)"

@@ -1,9 +1,10 @@
 """Plots of sampled clocks: counts with their fit, residuals, drift, per-interval rates.
 
-Each function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
-state, safe under the Agg backend and in CI) that a notebook shows inline and a published
-post keeps as a PNG.  Large frames are decimated for drawing only; fits and statistics use
-every sample.
+Each function returns a :class:`PlotFigure`, a matplotlib ``Figure`` built without pyplot
+(no global state, safe under the Agg backend and in CI) that shows itself as a PNG
+(``_repr_png_``): a notebook displays it inline without ``%matplotlib inline``, also under
+``jupyter nbconvert --execute``, and a published post keeps the PNG.  Large frames are
+decimated for drawing only; fits and statistics use every sample.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mvnb.timing.fit import RateFit, fit_rate, pair
 
 __all__ = [
     "MAX_POINTS",
+    "PlotFigure",
     "decimate",
     "plot_clockcalib",
     "plot_counts",
@@ -49,8 +51,24 @@ def _envelope(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarr
     return edges[:-1], mins, maxs
 
 
+class PlotFigure(Figure):
+    """A ``Figure`` that IPython shows as a PNG without pyplot or ``%matplotlib inline``.
+
+    Figures made without pyplot have no display formatter unless pyplot's inline backend
+    was loaded; then they print as ``<Figure size 700x360 with 1 Axes>``. A formatter that
+    is registered (``%matplotlib inline``) still takes precedence over this method.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
 def _figure(width: float = 7.0, height: float = 3.6) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = PlotFigure(figsize=(width, height), layout="constrained")
     return fig, fig.add_subplot()
 
 

@@ -169,7 +169,7 @@ def _fetch(root: Path, abi: str, *, progress: bool) -> Guest:
 def _download(packages: list[str], directory: Path, *,
               progress: bool) -> subprocess.CompletedProcess[str]:
     """``apt-get download`` with a progress bar over the packages' sizes (from apt-cache)."""
-    from tqdm.auto import tqdm
+    from .._progress import tqdm
 
     _run(["apt-get", "--version"])  # MissingTool when there is no apt
     show = _run(["apt-cache", "show", "--no-all-versions", *packages]).stdout
@@ -200,7 +200,7 @@ def _extract(deb: Path, members: set[str], directory: Path, *, progress: bool) -
     and abandoned once every wanted file is out (the debug package's vmlinux comes early;
     the debug info of its modules is never unpacked).
     """
-    from tqdm.auto import tqdm
+    from .._progress import tqdm
 
     if shutil.which("dpkg-deb") is None:
         raise MissingTool("dpkg-deb is not installed; install dpkg (Debian/Ubuntu)")

@@ -5,9 +5,9 @@ and ``boot_to`` (boot a guest to a location, past a Linux TSC calibration that f
 from __future__ import annotations
 
 from . import guests
-from .boot import boot_to, host_tsc_khz
+from .boot import boot_to, host_tsc, host_tsc_khz
 from .guest import Guest
 from .hz import kernel_hz
 from .qemu import Qemu
 
-__all__ = ["Guest", "Qemu", "boot_to", "guests", "host_tsc_khz", "kernel_hz"]
+__all__ = ["Guest", "Qemu", "boot_to", "guests", "host_tsc", "host_tsc_khz", "kernel_hz"]

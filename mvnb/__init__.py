@@ -22,6 +22,7 @@ from .errors import (
     SessionClosed,
     TargetExited,
     TargetTimeout,
+    UnknownName,
     Unsupported,
 )
 from .gdb import Breakpoint, Frame, Session, Stop, Value, current, use
@@ -45,6 +46,7 @@ __all__ = [
     "Stop",
     "TargetExited",
     "TargetTimeout",
+    "UnknownName",
     "Unsupported",
     "Value",
     "boot_to",

@@ -6,6 +6,8 @@ notebook can act on it (``FaultError.address``, ``TargetExited.serial_tail``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "Error",
     "FaultError",
@@ -21,6 +23,7 @@ __all__ = [
     "SpecError",
     "TargetExited",
     "TargetTimeout",
+    "UnknownName",
     "Unsupported",
 ]
 
@@ -105,6 +108,39 @@ class ProbeFault(Error):
 
 class Unsupported(Error):
     """The stub or target cannot do this (no QEMU monitor, no watchpoints, ...)."""
+
+
+class UnknownName(Error, KeyError):
+    """A register, field or snapshot entry that does not exist; ``matches`` are close names.
+
+    Also a KeyError, so code that caught the KeyError of a mapping lookup keeps working.
+    """
+
+    def __init__(self, message: str, name: str = "", matches: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.matches = matches
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError's str() would quote the whole message
+
+    @classmethod
+    def among(cls, what: str, name: str, known: Iterable[str], hint: str = "") -> UnknownName:
+        """``no {what} named {name!r}; did you mean ...?`` with difflib's close matches."""
+        import difflib
+
+        known = list(known)
+        matches: tuple[str, ...] = ()
+        for form in dict.fromkeys((name, name.upper(), name.lower())):
+            matches = tuple(difflib.get_close_matches(form, known, n=4))
+            if matches:
+                break
+        text = f"no {what} named {name!r}"
+        if matches:
+            text += f"; did you mean {', '.join(matches)}?"
+        if hint:
+            text += f" ({hint})"
+        return cls(text, name, matches)
 
 
 class MissingTool(Error):

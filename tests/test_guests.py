@@ -90,5 +90,6 @@ def test_not_a_bzimage(tmp_path):
 def test_host_tsc_khz_reads_cpuinfo():
     text = "processor\t: 0\ncpu MHz\t\t: 2596.128\nflags\t\t: fpu tsc constant_tsc tsc_known_freq\n"
     assert host_tsc_khz(text) == 2596128
-    assert host_tsc_khz(text.replace(" tsc_known_freq", "")) is None
+    assert host_tsc_khz(text.replace(" tsc_known_freq", "")) == 2596128  # cpu_khz, noted
+    assert host_tsc_khz(text.replace(" tsc_known_freq", " aperfmperf")) is None  # effective
     assert host_tsc_khz("processor: 0\n") is None

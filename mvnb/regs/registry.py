@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import SpecError, UnknownName
 from .loader import load_file
 from .spec import RegisterSpec
 
@@ -37,21 +37,17 @@ def builtin_specs() -> dict[str, RegisterSpec]:
 
 
 def get(name: str | RegisterSpec) -> RegisterSpec:
-    """The spec called ``name`` (case-insensitive); KeyError suggests close names."""
+    """The spec called ``name`` (case-insensitive); UnknownName lists close names."""
     if isinstance(name, RegisterSpec):
         return name
     builtin_specs()
-    key = name.upper()
+    key = str(name).upper()
     try:
         return _registry[key]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(key, _registry, n=4)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
-            f"no register spec named {name!r}{hint} (mvnb.regs.names() lists them; "
-            "mvnb.regs.load(path, register=True) adds your own)"
+        raise UnknownName.among(
+            "register spec", name, _registry,
+            "mvnb.regs.names() lists them; mvnb.regs.load(path, register=True) adds your own",
         ) from None
 
 

@@ -5,10 +5,11 @@ and ``boot_to`` (boot a guest to a location, past a Linux TSC calibration that f
 from __future__ import annotations
 
 from . import guests
-from .boot import boot_to, host_tsc_khz
+from .boot import boot_to, host_tsc, host_tsc_khz
 from .builds import QemuBuild, fetch_qemu, qemu_builds, resolve_qemu
-from .guest import Guest, kernel_hz
+from .guest import Guest
+from .hz import kernel_hz
 from .qemu import Qemu
 
-__all__ = ["Guest", "Qemu", "QemuBuild", "boot_to", "fetch_qemu", "guests", "host_tsc_khz",
-           "kernel_hz", "qemu_builds", "resolve_qemu"]
+__all__ = ["Guest", "Qemu", "QemuBuild", "boot_to", "fetch_qemu", "guests", "host_tsc",
+           "host_tsc_khz", "kernel_hz", "qemu_builds", "resolve_qemu"]

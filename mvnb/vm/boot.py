@@ -10,49 +10,36 @@ LAPIC calibration. Seen in about half of the boots on a 2-core machine, and in n
 of them while other guests ran (2026-11).
 
 ``boot_to`` stops at ``calibrate_delay_converge`` when that happens and boots again. The
-next boot passes ``tsc_early_khz=<host TSC kHz>`` when the host's TSC frequency is known
-(under TCG the guest's TSC is the host's, ``cpu_get_host_ticks``), which skips only the
+next boot passes ``tsc_early_khz=<host TSC kHz>`` when the host's TSC frequency can be
+read (under TCG the guest's TSC is the host's, ``cpu_get_host_ticks``; the source and how
+far to trust it are in :mod:`mvnb.vm.host_clock` and in the warning), which skips only the
 TSC measurement; the LAPIC calibration still runs as before, against that TSC.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import warnings
-from pathlib import Path
 from typing import Any
 
 from ..errors import GdbError, TargetTimeout
 from ..gdb import Session, Stop
 from .guest import Guest
+from .host_clock import HostTsc, host_tsc, host_tsc_khz
 from .qemu import Qemu
 
-__all__ = ["TSC_CALIBRATION_FAILED", "boot_to", "host_tsc_khz"]
+__all__ = ["TSC_CALIBRATION_FAILED", "boot_to", "fallback_note", "host_tsc", "host_tsc_khz"]
 
 #: Where a Linux guest waits for ever once its TSC calibration failed on microvm.
 TSC_CALIBRATION_FAILED = "calibrate_delay_converge"
 
 
-def host_tsc_khz(cpuinfo: str | None = None) -> int | None:
-    """The host's TSC frequency in kHz, when the host kernel knows it (``tsc_known_freq``).
-
-    Read from /proc/cpuinfo: with ``constant_tsc`` and ``tsc_known_freq`` its "cpu MHz" is
-    the TSC frequency. None on other hosts.
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    first = cpuinfo.split("\n\n", 1)[0]
-    flags = re.search(r"^flags\s*:(.*)$", first, re.M)
-    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", first, re.M)
-    if not flags or not mhz:
-        return None
-    if not {"constant_tsc", "tsc_known_freq"} <= set(flags.group(1).split()):
-        return None
-    return round(float(mhz.group(1)) * 1000)
+def fallback_note(found: HostTsc | None) -> str:
+    """What boot_to says about the ``tsc_early_khz=`` it adds: the value, its source, its trust."""
+    if found is None:
+        return ("the host's TSC rate is unknown (no CPUID leaf 0x15, no readable kernel log, "
+                "and /proc/cpuinfo's \"cpu MHz\" is no TSC rate here), so no tsc_early_khz")
+    return f"tsc_early_khz={found.khz}: the host's TSC rate from {found.source} ({found.note})"
 
 
 def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 60.0,
@@ -84,12 +71,14 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
                 serial = [line for line in vm.serial().splitlines() if "tsc:" in line]
                 last = TargetTimeout(f"boot {attempt}: the guest stopped in {sentinel} "
                                      f"({'; '.join(s.strip() for s in serial[-3:])})")
-                khz = host_tsc_khz() if tsc_fallback else None
                 again = "booting again"
-                if khz and "tsc_early_khz=" not in guest.cmdline:
-                    guest = dataclasses.replace(guest,
-                                                cmdline=f"{guest.cmdline} tsc_early_khz={khz}")
-                    again += f" with tsc_early_khz={khz} (the host's TSC)"
+                if tsc_fallback and "tsc_early_khz=" not in guest.cmdline:
+                    found = host_tsc()
+                    if found is not None:
+                        guest = dataclasses.replace(
+                            guest, cmdline=f"{guest.cmdline} tsc_early_khz={found.khz}")
+                    again += f" with {fallback_note(found)}" if found else (
+                        f"; {fallback_note(found)}")
                 warnings.warn(f"{last}; {again}", RuntimeWarning, stacklevel=2)
                 vm.close()
                 continue

@@ -32,8 +32,12 @@ def bzimage_version(path: Path) -> str:
     return head[start : head.index(b"\0", start)].decode(errors="replace")
 
 
-def elf_symbol_bytes(path: Path, name: str) -> bytes:
-    """The bytes of symbol ``name`` in a 64-bit little-endian ELF file, from its .symtab."""
+def elf_symbol_bytes(path: Path, name: str, length: int | None = None) -> bytes:
+    """The bytes of symbol ``name`` in a 64-bit little-endian ELF file, from its .symtab.
+
+    ``length`` reads that many bytes from the symbol's start instead of its size (a label
+    defined in assembly has size 0), never past the end of its section.
+    """
     import numpy as np
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
@@ -51,22 +55,40 @@ def elf_symbol_bytes(path: Path, name: str) -> bytes:
         if symtab is None:
             raise GuestError(f"{path} has no symbol table; it is stripped")
         strtab = elf.get_section(symtab["sh_link"])
-        sections = [(s["sh_addr"], s["sh_offset"]) for s in elf.iter_sections()]
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             strings = m[strtab["sh_offset"] : strtab["sh_offset"] + strtab["sh_size"]]
-            at = strings.find(b"\0" + name.encode() + b"\0")
-            if at < 0:
+            starts = _string_offsets(strings, name.encode())
+            if not starts:
                 raise GuestError(f"{path} has no symbol {name}")
             syms = np.frombuffer(m, dtype=np.dtype(_SYMBOL), count=symtab["sh_size"] // 24,
                                  offset=symtab["sh_offset"])
-            hits = np.flatnonzero(syms["name"] == at + 1)
+            hits = np.flatnonzero(np.isin(syms["name"], starts)
+                                  & (syms["shndx"] > 0) & (syms["shndx"] < 0xFF00))
             if not len(hits):
                 raise GuestError(f"{path} has no symbol {name}")
             shndx, value, size = (int(syms[k][hits[0]]) for k in ("shndx", "value", "size"))
             del syms  # releases the mmap
-            address, offset = sections[shndx]
-            start = offset + value - address
+            section = elf.get_section(shndx)
+            inside = section["sh_addr"] + section["sh_size"] - value
+            size = max(0, min(inside, size if length is None else length))
+            if section["sh_type"] == "SHT_NOBITS":
+                return bytes(size)  # .bss: zero until the kernel runs
+            start = section["sh_offset"] + value - section["sh_addr"]
             return bytes(m[start : start + size])
+
+
+def _string_offsets(strings: bytes, name: bytes) -> list[int]:
+    """Every offset in a string table where the NUL-terminated string ``name`` starts.
+
+    Linkers share suffixes: ``jiffies_64`` may be the tail of ``get_jiffies_64``, so the
+    symbol's name offset points into the middle of a longer string.
+    """
+    out = []
+    at = strings.find(name + b"\0")
+    while at >= 0:
+        out.append(at)
+        at = strings.find(name + b"\0", at + 1)
+    return out
 
 
 def linux_banner(path: Path) -> str:

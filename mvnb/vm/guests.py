@@ -7,6 +7,7 @@ once), ``mvnb.guests.Guest(kernel=..., symbols=...)``, ``mvnb.guests.kernel_hz(g
 from __future__ import annotations
 
 from .debian import debian_cloud
-from .guest import Guest, kernel_hz
+from .guest import Guest
+from .hz import kernel_hz
 
 __all__ = ["Guest", "debian_cloud", "kernel_hz"]

@@ -1,6 +1,6 @@
 """The ``mvnb`` command: fetch guests, and the demo that shows the kit end to end.
 
-    mvnb guest fetch [--abi 6.1.0-56] [--refresh]
+    mvnb guest fetch [--flavour cloud-amd64|amd64|rt-amd64] [--abi 6.1.0-56] [--refresh]
     mvnb demo
 """
 
@@ -12,13 +12,13 @@ import sys
 import warnings
 
 from .errors import Error
-from .vm import guests
+from .vm import debian, guests
 
 __all__ = ["main"]
 
 
 def _guest_fetch(args: argparse.Namespace) -> int:
-    guest = guests.debian_cloud(args.abi, refresh=args.refresh)
+    guest = guests.debian(args.flavour, args.abi, refresh=args.refresh)
     print(f"{guest.name}\n  kernel:  {guest.kernel}\n  symbols: {guest.symbols}\n"
           f"  cmdline: {guest.full_cmdline}")
     return 0
@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     guest = sub.add_parser("guest", help="guest kernels").add_subparsers(dest="action",
                                                                          required=True)
-    fetch = guest.add_parser("fetch", help="fetch Debian's cloud kernel and its symbols")
+    fetch = guest.add_parser("fetch", help="fetch one of Debian's kernels and its symbols")
+    fetch.add_argument("--flavour", default="cloud-amd64", choices=debian.FLAVOURS,
+                       help="Debian's kernel flavour (default: cloud-amd64, the kit's guest; "
+                       "amd64 is the generic kernel, a 930 MB download)")
     fetch.add_argument("--abi", help="a build to pin, e.g. 6.1.0-56 (default: apt's candidate)")
     fetch.add_argument("--refresh", action="store_true", help="resolve the newest build again")
     fetch.set_defaults(func=_guest_fetch)

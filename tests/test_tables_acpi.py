@@ -6,7 +6,7 @@ import struct
 
 from mvnb.tables import MADT, RSDP, AcpiTable, AcpiTables, RootTable, decode_acpi
 from mvnb.tables._bytes import describe
-from mvnb.tables.madt import InterruptSourceOverride, IoApic, LocalApic, LocalApicNmi
+from mvnb.tables.madt import InterruptSourceOverride, LocalApic, LocalApicNmi
 
 
 def sdt(signature: bytes, body: bytes, revision: int = 1) -> bytes:

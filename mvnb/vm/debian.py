@@ -28,7 +28,7 @@ from ..errors import GuestError, MissingTool
 from .elf import check_same_build
 from .guest import Guest
 
-__all__ = ["FLAVOURS", "debian", "debian_cloud"]
+__all__ = ["FLAVOURS", "cached", "debian", "debian_cloud"]
 
 #: Debian's x86-64 kernel flavours that come with a ``-dbg`` package.
 FLAVOURS = ("cloud-amd64", "amd64", "rt-amd64")
@@ -73,6 +73,13 @@ def debian(flavour: str = "amd64", abi: str | None = None, *, refresh: bool = Fa
     if guest is not None:
         return guest
     return _fetch(root, abi, flavour, progress=progress)
+
+
+def cached(flavour: str = "amd64") -> Guest | None:
+    """The newest build of ``flavour`` already in the cache, or None; never fetches."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, not {flavour!r}")
+    return _newest_cached(_root(flavour), flavour)
 
 
 def _root(flavour: str) -> Path:

@@ -31,6 +31,8 @@ HEX = {"address", "table_address", "lapic_address", "oem_table_pointer", "checks
        "rsdt_address", "xsdt_address", "select", "destination"}
 _TABLE = ("border-collapse:collapse;font-family:monospace;font-size:12px;margin:2px 0")
 _CELL = "border:1px solid #ccc;padding:1px 6px;text-align:left"
+_HEAD = "padding:1px 6px;text-align:left;border-bottom:1px solid #999"
+_DATA = "padding:1px 6px;text-align:left"
 
 
 def _hex(value: Any) -> str:
@@ -80,13 +82,34 @@ def entries_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _frame_html(frame: pd.DataFrame) -> str:
+    """One table; empty cells for what an entry does not have, hex where HEX says."""
     if frame.empty:
         return '<div style="color:#666">(no entries)</div>'
-    formatters = {c: _hex for c in frame.columns if c in HEX}
-    html = frame.to_html(index=False, na_rep="", formatters=formatters, border=0,
-                         escape=True)
-    return html.replace('<table border="0" class="dataframe">',
-                        f'<table border="0" class="dataframe" style="{_TABLE}">', 1)
+    shown = frame.astype(object).where(frame.notna(), None)
+    formatters = {c: (_hex if c in HEX else _plain) for c in shown.columns}
+    html = shown.to_html(index=False, formatters=formatters, border=0, escape=True)
+    for tag, style in (('<table class="dataframe">', _TABLE),
+                       ('<table border="0" class="dataframe">', _TABLE),
+                       ("<th>", _HEAD), ("<td>", _DATA)):
+        html = html.replace(tag, f'{tag[:-1]} style="{style}">')
+    return html
+
+
+def _plain(value: Any) -> str:
+    return "" if value is None or _isna(value) else str(value)
+
+
+def _entries_html(frame: pd.DataFrame) -> str:
+    """Entries grouped by kind, each group with only the columns it fills (a frame of mixed
+    entries is wide and mostly empty; the groups read like the spec's tables)."""
+    if frame.empty or "kind" not in frame.columns:
+        return _frame_html(frame)
+    parts = []
+    for kind in dict.fromkeys(frame["kind"]):
+        group = frame[frame["kind"] == kind].dropna(axis=1, how="all")
+        parts.append(f'<div style="margin:4px 0 0 0"><i>{escape(str(kind))}</i> '
+                     f'({len(group)})</div>' + _frame_html(group.drop(columns=["kind"])))
+    return "".join(parts)
 
 
 def _fields_html(fields: Sequence[tuple[str, Any, str]]) -> str:
@@ -114,7 +137,7 @@ def mp_table_html(table: MPTable) -> str:
     """The MP configuration table: header, findings, one row per entry."""
     return _block(f"MP configuration table at {table.address:#x}",
                   _fields_html(table.fields()), findings_html(table.findings),
-                  _frame_html(table.to_frame()))
+                  _entries_html(table.to_frame()))
 
 
 def rsdp_html(rsdp: RSDP) -> str:
@@ -136,7 +159,7 @@ def acpi_table_html(table: AcpiTable) -> str:
 def madt_html(madt: MADT) -> str:
     """The MADT: header, local APIC address and flags, findings, one row per structure."""
     return _block(f"ACPI MADT (APIC) at {madt.address:#x}", _fields_html(madt.fields()),
-                  findings_html(madt.findings), _frame_html(madt.to_frame()))
+                  findings_html(madt.findings), _entries_html(madt.to_frame()))
 
 
 def acpi_tables_html(tables: AcpiTables) -> str:

@@ -19,7 +19,7 @@ from . import render
 from ._bytes import uint
 from .acpi import HEADER_LENGTH, AcpiTable
 from .findings import context
-from .mp import POLARITY, TRIGGER
+from .mp_entries import POLARITY, TRIGGER
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -3,10 +3,10 @@ configuration table with its base and extended entries.
 
 Layouts from the MP Specification 1.4 (May 1997): the floating pointer (Section 4.1, Table
 4-1), the configuration table header (4.2, Table 4-2) and the base entries (4.3: processor
-4-4, bus 4-6, I/O APIC 4-7, I/O interrupt 4-8 and 4-9, local interrupt 4-11); extended
-entries (Chapter 5) are walked by their length byte. The search for the floating pointer
-follows Section 4: the first KiB of the EBDA (segment at 0x40E), else the last KiB of base
-memory, then 0xF0000-0xFFFFF, on 16-byte boundaries.
+4-4, bus 4-6, I/O APIC 4-7, I/O interrupt 4-8 and 4-9, local interrupt 4-11, decoded in
+:mod:`.mp_entries`); extended entries (Chapter 5) are walked by their length byte. The
+search for the floating pointer follows Section 4: the first KiB of the EBDA (segment at
+0x40E), else the last KiB of base memory, then 0xF0000-0xFFFFF, on 16-byte boundaries.
 
 ``MPTable.from_bytes`` never raises on malformed bytes: what does not check out becomes a
 :class:`~mvnb.tables.findings.Finding`. Firecracker's tables since late 2023 announce one
@@ -17,12 +17,23 @@ says so instead of walking into it (see shared/facts/mptable.md).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FaultError
 from . import render
 from ._bytes import describe, text, uint
 from .findings import Finding, checksum, context
+from .mp_entries import (
+    BASE_ENTRIES,
+    BusEntry,
+    ExtendedEntry,
+    IoApicEntry,
+    IoInterruptEntry,
+    LocalInterruptEntry,
+    MPEntry,
+    ProcessorEntry,
+    UnknownEntry,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,9 +57,6 @@ __all__ = [
 HEADER_LENGTH = 44
 _PAST = 48  # bytes read past the table's end, to name what lies there
 _MAX_TABLE = 0x10000  # base_table_length and extended_table_length are 16-bit
-INTERRUPT_TYPES = {0: "INT", 1: "NMI", 2: "SMI", 3: "ExtINT"}
-POLARITY = {0: "conforms", 1: "active-high", 2: "reserved", 3: "active-low"}
-TRIGGER = {0: "conforms", 1: "edge", 2: "reserved", 3: "level"}
 SPEC_REVISIONS = {1: "1.1", 4: "1.4"}
 
 
@@ -129,143 +137,6 @@ class MPFloatingPointer:
         spec = SPEC_REVISIONS.get(self.spec_rev, f"revision {self.spec_rev}")
         return (f"MP floating pointer at {self.address:#x}: table at {self.table_address:#x}, "
                 f"spec {spec}, {state}")
-
-
-# -- base entries ---------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class MPEntry:
-    """A base entry: its ``type`` byte and its ``offset`` in the table."""
-
-    type: int
-    offset: int
-    kind: ClassVar[str] = "unknown"
-    length: ClassVar[int] = 0
-
-    def row(self) -> dict[str, Any]:
-        """The entry as one table row (offset, type, kind, then its own fields)."""
-        out: dict[str, Any] = {"offset": self.offset, "type": self.type, "kind": self.kind}
-        for field in dataclasses.fields(self):
-            if field.name not in ("type", "offset", "raw"):
-                out[field.name] = getattr(self, field.name)
-        return out
-
-
-@dataclasses.dataclass(frozen=True)
-class ProcessorEntry(MPEntry):
-    """Type 0 (Table 4-4): one processor's local APIC."""
-
-    apic_id: int = 0
-    apic_version: int = 0
-    enabled: bool = False
-    bsp: bool = False
-    cpu_signature: int = 0
-    feature_flags: int = 0
-    kind: ClassVar[str] = "processor"
-    length: ClassVar[int] = 20
-
-    @classmethod
-    def decode(cls, data: bytes, at: int) -> ProcessorEntry:
-        flags = data[at + 3]
-        return cls(0, at, data[at + 1], data[at + 2], bool(flags & 1), bool(flags & 2),
-                   uint(data, at + 4, 4) or 0, uint(data, at + 8, 4) or 0)
-
-
-@dataclasses.dataclass(frozen=True)
-class BusEntry(MPEntry):
-    """Type 1 (Table 4-6): a bus and its type string ("ISA   ", "PCI   ")."""
-
-    bus_id: int = 0
-    bus_type: str = ""
-    kind: ClassVar[str] = "bus"
-    length: ClassVar[int] = 8
-
-    @classmethod
-    def decode(cls, data: bytes, at: int) -> BusEntry:
-        return cls(1, at, data[at + 1], text(data, at + 2, 6) or "")
-
-
-@dataclasses.dataclass(frozen=True)
-class IoApicEntry(MPEntry):
-    """Type 2 (Table 4-7): an I/O APIC."""
-
-    ioapic_id: int = 0
-    ioapic_version: int = 0
-    enabled: bool = False
-    address: int = 0
-    kind: ClassVar[str] = "ioapic"
-    length: ClassVar[int] = 8
-
-    @classmethod
-    def decode(cls, data: bytes, at: int) -> IoApicEntry:
-        return cls(2, at, data[at + 1], data[at + 2], bool(data[at + 3] & 1),
-                   uint(data, at + 4, 4) or 0)
-
-
-@dataclasses.dataclass(frozen=True)
-class IoInterruptEntry(MPEntry):
-    """Type 3 (Tables 4-8, 4-9): a bus interrupt wired to an I/O APIC input."""
-
-    interrupt_type: str = ""
-    polarity: str = ""
-    trigger: str = ""
-    source_bus: int = 0
-    source_irq: int = 0
-    destination: int = 0  # I/O APIC id (0xFF: all)
-    destination_pin: int = 0  # INTIN#
-    kind: ClassVar[str] = "io-interrupt"
-    length: ClassVar[int] = 8
-
-    @classmethod
-    def decode(cls, data: bytes, at: int) -> IoInterruptEntry:
-        flags = uint(data, at + 2, 2) or 0
-        return cls(data[at], at, INTERRUPT_TYPES.get(data[at + 1], f"reserved {data[at + 1]}"),
-                   POLARITY[flags & 3], TRIGGER[(flags >> 2) & 3], data[at + 4], data[at + 5],
-                   data[at + 6], data[at + 7])
-
-
-@dataclasses.dataclass(frozen=True)
-class LocalInterruptEntry(IoInterruptEntry):
-    """Type 4 (Table 4-11): an interrupt wired to a local APIC's LINTIN# (0xFF: all)."""
-
-    kind: ClassVar[str] = "local-interrupt"
-
-
-@dataclasses.dataclass(frozen=True)
-class UnknownEntry(MPEntry):
-    """An entry of a type the spec does not define: its bytes up to the table's end."""
-
-    raw: bytes = b""
-    kind: ClassVar[str] = "unknown"
-
-    def row(self) -> dict[str, Any]:
-        return {**super().row(), "raw": self.raw[:20].hex(" ")}
-
-
-_BASE = {0: ProcessorEntry, 1: BusEntry, 2: IoApicEntry, 3: IoInterruptEntry,
-         4: LocalInterruptEntry}
-
-
-@dataclasses.dataclass(frozen=True)
-class ExtendedEntry:
-    """An extended entry (Chapter 5): type, length and bytes (128 system address space
-    mapping, 129 bus hierarchy descriptor, 130 compatibility bus address space modifier)."""
-
-    type: int
-    offset: int
-    length: int
-    raw: bytes = dataclasses.field(repr=False)
-
-    NAMES: ClassVar[dict[int, str]] = {128: "system-address-space", 129: "bus-hierarchy",
-                                       130: "compat-bus-address-space"}
-
-    @property
-    def kind(self) -> str:
-        return self.NAMES.get(self.type, "unknown")
-
-    def row(self) -> dict[str, Any]:
-        return {"offset": self.offset, "type": self.type, "kind": f"extended {self.kind}",
-                "raw": self.raw.hex(" ")}
 
 
 # -- the configuration table ------------------------------------------------------------------
@@ -380,7 +251,7 @@ class MPTable:
                           f"the data ends at offset {len(self.raw):#x}", at)
                 return
             kind = self.raw[at]
-            entry_type = _BASE.get(kind)
+            entry_type = BASE_ENTRIES.get(kind)
             if entry_type is None:
                 self._unknown(index, count, at)
                 return
@@ -403,9 +274,12 @@ class MPTable:
         """Bytes left inside base_table_length after ``count`` entries: entries that
         entry_count leaves out (QBoot's table, QEMU microvm: entry_count 0), or padding."""
         start = at
-        while at < end and self.raw[at] in _BASE and at + _BASE[self.raw[at]].length <= end:
-            self.uncounted.append(_BASE[self.raw[at]].decode(self.raw, at))
-            at += _BASE[self.raw[at]].length
+        while at < end and self.raw[at] in BASE_ENTRIES:
+            entry_type = BASE_ENTRIES[self.raw[at]]
+            if at + entry_type.length > end:
+                break
+            self.uncounted.append(entry_type.decode(self.raw, at))
+            at += entry_type.length
         kinds: dict[str, int] = {}
         for entry in self.uncounted:
             kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
@@ -429,7 +303,7 @@ class MPTable:
             shown = f" ({chr(byte)!r})" if 32 <= byte < 127 else ""
             note += (f"; its first byte {byte:#04x} = {byte}{shown}, read as an entry type by "
                      "a walker that trusts entry_count, is "
-                     + (f"a {_BASE[byte].kind} entry" if byte in _BASE else
+                     + (f"a {BASE_ENTRIES[byte].kind} entry" if byte in BASE_ENTRIES else
                         f"no entry type (\"Unknown MP Config Entry {byte}\")"))
         self._add("entry_count", f"at most {index} entries (what base_table_length "
                   f"{self.header.base_table_length} holds)",

@@ -3,7 +3,8 @@
 GDB sessions as Python objects (``Session``; :mod:`mvnb.gdb`), guests and QEMU
 (``Qemu``, ``guests``, ``boot_to``; :mod:`mvnb.vm`), the x86 CPU under the debugger
 (``s.x86``; :mod:`mvnb.x86`), register bitfields (:mod:`mvnb.regs`, :mod:`mvnb.widgets`),
-timer samples and their analysis (:mod:`mvnb.timing`). ``%load_ext mvnb`` adds the ``%gdb``
+timer samples and their analysis (:mod:`mvnb.timing`), firmware tables in guest memory
+(:mod:`mvnb.tables`). ``%load_ext mvnb`` adds the ``%gdb``
 magics. ``import mvnb`` is cheap: pandas, matplotlib and ipywidgets load on first use.
 """
 
@@ -20,6 +21,7 @@ from .errors import (
     MissingTool,
     ProbeFault,
     SessionClosed,
+    SymbolMismatch,
     TargetExited,
     TargetTimeout,
     UnknownName,
@@ -44,6 +46,7 @@ __all__ = [
     "Session",
     "SessionClosed",
     "Stop",
+    "SymbolMismatch",
     "TargetExited",
     "TargetTimeout",
     "UnknownName",
@@ -54,17 +57,19 @@ __all__ = [
     "guests",
     "load_ipython_extension",
     "regs",
+    "tables",
     "timing",
     "use",
     "widgets",
     "x86",
 ]
 
-_LAZY = ("regs", "timing", "widgets")
+_LAZY = ("regs", "tables", "timing", "widgets")
 
 
 def __getattr__(name: str) -> Any:
-    """``mvnb.regs``, ``mvnb.timing`` and ``mvnb.widgets`` are imported on first use."""
+    """``mvnb.regs``, ``mvnb.tables``, ``mvnb.timing`` and ``mvnb.widgets`` are imported on
+    first use."""
     if name in _LAZY:
         import importlib
 

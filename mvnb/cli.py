@@ -1,6 +1,6 @@
 """The ``mvnb`` command: fetch guests, and the demo that shows the kit end to end.
 
-    mvnb guest fetch [--abi 6.1.0-56] [--refresh]
+    mvnb guest fetch [--flavour cloud-amd64|amd64|rt-amd64] [--abi 6.1.0-56] [--refresh]
     mvnb qemu fetch [--version 10.0]
     mvnb qemu list
     mvnb demo [--kernel bzImage --symbols vmlinux] [--cmdline "console=ttyS0"]
@@ -17,7 +17,7 @@ import warnings
 
 from .errors import Error, GuestError
 from .publish.cli import add_parser as add_publish_parser
-from .vm import Guest, guests
+from .vm import Guest, debian, guests
 
 __all__ = ["build_parser", "main"]
 
@@ -43,7 +43,7 @@ examples:
 
 
 def _guest_fetch(args: argparse.Namespace) -> int:
-    guest = guests.debian_cloud(args.abi, refresh=args.refresh)
+    guest = guests.debian(args.flavour, args.abi, refresh=args.refresh)
     print(f"{guest.name}\n  kernel:  {guest.kernel}\n  symbols: {guest.symbols}\n"
           f"  cmdline: {guest.full_cmdline}")
     return 0
@@ -140,11 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         "guest", help="fetch guest kernels", description="Fetch guest kernels into the cache."
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
     fetch = guest.add_parser(
-        "fetch", help="fetch Debian's cloud kernel and its debug symbols",
-        description="Fetch Debian's cloud kernel (linux-image-cloud-amd64) and its -dbg "
+        "fetch", help="fetch one of Debian's kernels and its debug symbols",
+        description="Fetch one of Debian's kernels (linux-image-<flavour>) and its -dbg "
                     "symbols with apt-get download into the cache, once, and check that they "
                     "come from the same build.",
     )
+    fetch.add_argument("--flavour", default="cloud-amd64", choices=debian.FLAVOURS,
+                       help="Debian's kernel flavour (default: cloud-amd64, the kit's guest; "
+                            "amd64 is the generic kernel, a 930 MB download)")
     fetch.add_argument("--abi", metavar="ABI",
                        help="the build to fetch, e.g. 6.1.0-56 (default: the newest cached "
                             "build, else apt's candidate; MVNB_DEBIAN_KERNEL sets it too)")

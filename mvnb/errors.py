@@ -21,6 +21,7 @@ __all__ = [
     "QemuError",
     "SessionClosed",
     "SpecError",
+    "SymbolMismatch",
     "TargetExited",
     "TargetTimeout",
     "UnknownName",
@@ -104,6 +105,15 @@ class ProbeFault(Error):
         super().__init__(message)
         self.landed_at = landed_at
         self.where = where
+
+
+class SymbolMismatch(Error):
+    """The symbols do not describe the running code (a KASLR slide, another offset): the
+    breakpoints cannot trip. Carries the ``SymbolCheck`` that found it, with its fix."""
+
+    def __init__(self, message: str, check: object) -> None:
+        super().__init__(message)
+        self.check = check
 
 
 class Unsupported(Error):

@@ -70,7 +70,7 @@ def test_no_sudo_when_lists_are_missing(tmp_path, monkeypatch, no_processes):
     monkeypatch.setattr(debian, "_APT_LISTS", tmp_path)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(mvnb.GuestError, match=r"run `sudo apt-get update`"):
-        debian._resolve_abi(update=True)
+        debian._resolve_abi("cloud-amd64", update=True)
 
 
 def test_stale_lists_warn_and_are_used(tmp_path, monkeypatch):
@@ -91,7 +91,7 @@ def test_stale_lists_warn_and_are_used(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", record)
     with pytest.warns(RuntimeWarning, match="sudo apt-get update"):
-        debian._resolve_abi(update=True)
+        debian._resolve_abi("cloud-amd64", update=True)
     assert ran and all(argv[0] == "apt-cache" for argv in ran)
 
 

@@ -38,7 +38,7 @@ from ..errors import (
     TargetTimeout,
     Unsupported,
 )
-from . import frames, sampling
+from . import frames, physical, sampling, symbols
 from .breakpoints import Breakpoint, BreakpointTable
 from .mi import AsyncRecord, ResultRecord, Transport, quote
 from .stop import Frame, Stop
@@ -98,6 +98,7 @@ class Session:
         self.capabilities = Capabilities(qemu=False)
         self.address: str | None = None
         self.symbols: Path | None = None
+        self.symbol_offset = 0  # what load_symbols() relocated the symbols by
         argv = [_proc.require(gdb), "--interpreter=mi3", "--nx", "-q"]
         self._transport = Transport(argv, workdir=Path(self._workdir.name),
                                     on_async=self._table.on_async, popen=_proc.spawn)
@@ -155,10 +156,16 @@ class Session:
         if not path.is_file():
             raise Error(f"symbol file {path} does not exist")
         if offset:
-            self.console(f"symbol-file -o {offset:#x} {path}", timeout=timeout)
+            self.console(f"symbol-file -o {offset & (1 << 64) - 1:#x} {path}", timeout=timeout)
         else:
             self.mi(f"-file-exec-and-symbols {quote(str(path))}", timeout=timeout)
         self.symbols = path
+        self.symbol_offset = offset or 0
+
+    def check_symbols(self, *, timeout: float | None = 30.0) -> symbols.SymbolCheck:
+        """Whether the symbols describe the running code (a KASLR slide, a constant offset):
+        a ``SymbolCheck`` with the offset found and ``.apply()`` (mvnb/gdb/symbols.py)."""
+        return symbols.check(self, timeout=timeout)
 
     def _attach(self, address: str, timeout: float) -> None:
         if "/" in address or os.path.exists(address):
@@ -308,7 +315,8 @@ class Session:
             stop = self._interrupt_after(seq)
             raise TargetTimeout(
                 f"{what}: the target did not stop within {timeout} s; it was interrupted"
-                + (f" {stop}" if stop else "") + ". The session is usable.",
+                + (f" {stop}" if stop else "") + ". The session is usable."
+                + (symbols.timeout_note(self) if stop else ""),
                 stop,
             )
         stop = self._stop(record)
@@ -424,6 +432,12 @@ class Session:
         if len(data) < size:
             raise FaultError(f"cannot read memory at {expected:#x}", expected)
         return bytes(data)
+
+    def read_physical(self, address: int, size: int, *,
+                      timeout: float | None = 30.0) -> bytes:
+        """``size`` bytes at guest-physical ``address``, read the safest way the stub
+        offers (mvnb/gdb/physical.py); an unreadable range raises FaultError."""
+        return physical.read_physical(self, address, size, timeout=timeout)
 
     def write_memory(self, address: int, data: bytes) -> None:
         """Write ``data`` at virtual ``address``."""

@@ -1,7 +1,7 @@
 """The table of known registers: the built-in specs plus any a user registers.
 
 Built-ins live in ``mvnb/regs/specs/*.yaml`` (local APIC, MSRs, control registers, CPUID
-leaves); :func:`load` reads a user's own file the same way.
+leaves, the I/O APIC's redirection entries); :func:`load` reads a user's own file the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .spec import RegisterSpec
 __all__ = ["builtin_specs", "find_cpuid", "get", "load", "names"]
 
 SPEC_DIR = Path(__file__).with_name("specs")
-BUILTIN_FILES = ("lapic.yaml", "msr.yaml", "control.yaml", "cpuid.yaml")
+BUILTIN_FILES = ("lapic.yaml", "msr.yaml", "control.yaml", "cpuid.yaml", "ioapic.yaml")
 
 _registry: dict[str, RegisterSpec] = {}
 _builtin: dict[str, RegisterSpec] = {}

@@ -14,24 +14,42 @@ next boot passes ``tsc_early_khz=<host TSC kHz>`` when the host's TSC frequency 
 read (under TCG the guest's TSC is the host's, ``cpu_get_host_ticks``; the source and how
 far to trust it are in :mod:`mvnb.vm.host_clock` and in the warning), which skips only the
 TSC measurement; the LAPIC calibration still runs as before, against that TSC.
+
+A Linux guest booted without ``nokaslr`` may run at a KASLR slide from its symbols, and
+then no breakpoint trips. ``boot_to`` watches the console of such a guest: once the kernel
+prints :data:`KERNEL_RUNNING` and the breakpoint has not tripped, it interrupts the guest,
+runs ``Session.check_symbols()`` and raises :class:`~mvnb.errors.SymbolMismatch` naming
+the slide (or, with ``fix_symbols=True``, reloads the symbols there and goes on), seconds
+into the boot instead of at the timeout.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
 import warnings
 from typing import Any
 
-from ..errors import GdbError, TargetTimeout
+from ..errors import Error, GdbError, SymbolMismatch, TargetTimeout
 from ..gdb import Session, Stop
+from ..gdb.elffile import open_elf
+from ..gdb.symbols import format_offset, timeout_note
 from .guest import Guest
 from .host_clock import HostTsc, host_tsc, host_tsc_khz
 from .qemu import Qemu
 
-__all__ = ["TSC_CALIBRATION_FAILED", "boot_to", "fallback_note", "host_tsc", "host_tsc_khz"]
+__all__ = ["KERNEL_RUNNING", "TSC_CALIBRATION_FAILED", "boot_to", "fallback_note", "host_tsc",
+           "host_tsc_khz"]
 
 #: Where a Linux guest waits for ever once its TSC calibration failed on microvm.
 TSC_CALIBRATION_FAILED = "calibrate_delay_converge"
+#: A console line that shows a Linux kernel runs: its banner, which the serial console
+#: prints when it registers (``console_init`` in ``start_kernel``, init/main.c), after
+#: ``setup_arch`` calibrated the TSC. A later line will not do: "Calibrating delay loop..."
+#: stays in the log buffer, unprinted, while ``calibrate_delay_converge`` waits for ever.
+KERNEL_RUNNING = r"Linux version \S+"
+_SLICE = 0.25  # how long each wait for the stop lasts before the console is read again
 
 
 def fallback_note(found: HostTsc | None) -> str:
@@ -44,7 +62,7 @@ def fallback_note(found: HostTsc | None) -> str:
 
 def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 60.0,
             sentinel: str | None = TSC_CALIBRATION_FAILED, tsc_fallback: bool = True,
-            **qemu_args: Any) -> tuple[Qemu, Session, Stop]:
+            fix_symbols: bool = False, **qemu_args: Any) -> tuple[Qemu, Session, Stop]:
     """Start ``guest`` under QEMU and run to a hardware breakpoint at ``location``.
 
     Returns the running ``Qemu`` (close it, or use it as a context manager), its session
@@ -53,6 +71,10 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
     ``sentinel=None`` turns that off. After a failed boot, ``tsc_fallback`` adds
     ``tsc_early_khz=`` with the host's TSC frequency (see the module docstring) to the next
     boot's command line. The breakpoint at ``location`` is left in place.
+
+    A Linux guest without ``nokaslr`` is checked once its console shows it runs (see the
+    module docstring): SymbolMismatch names the slide, or ``fix_symbols=True`` reloads the
+    symbols at it. A run that times out says what the symbol check found.
     """
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
@@ -66,8 +88,9 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
                 except GdbError:
                     guard = None  # not a Linux guest, or no such function: nothing to guard
             target = session.hbreak(location)
-            stop = session.cont(timeout=timeout)
-            if guard is not None and stop.breakpoint is guard:
+            stop = _run(vm, session, guest, location, timeout, fix_symbols, sentinel)
+            if guard is not None and (stop.breakpoint is guard or (
+                    stop.frame is not None and stop.frame.function == sentinel)):
                 serial = [line for line in vm.serial().splitlines() if "tsc:" in line]
                 last = TargetTimeout(f"boot {attempt}: the guest stopped in {sentinel} "
                                      f"({'; '.join(s.strip() for s in serial[-3:])})")
@@ -91,3 +114,53 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
             vm.close()
             raise
     raise TargetTimeout(f"the guest did not reach {location} in {attempts} boots: {last}")
+
+
+def _may_slide(guest: Guest) -> bool:
+    """A Linux guest (its symbols have ``linux_banner``) booted without ``nokaslr``, with a
+    console to watch."""
+    words = guest.full_cmdline.split()
+    if guest.symbols is None or "nokaslr" in words or not any(
+            w.startswith("console=") for w in words):
+        return False
+    try:
+        return open_elf(guest.symbols).symbol("linux_banner") is not None
+    except Error:
+        return False
+
+
+def _run(vm: Qemu, session: Session, guest: Guest, location: str, timeout: float,
+         fix_symbols: bool, sentinel: str | None) -> Stop:
+    """Continue to the breakpoint; for a guest that may slide, check the symbols as soon as
+    the console shows the kernel runs. A guest found already inside ``sentinel`` once the
+    symbols are fixed is returned as it stands (its breakpoint there cannot trip now)."""
+    if not _may_slide(guest):
+        return session.cont(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    session.cont(wait=False)
+    while True:
+        stop = session.wait_for_stop(max(0.0, min(_SLICE, deadline - time.monotonic())))
+        if stop is not None:
+            return stop
+        if re.search(KERNEL_RUNNING, vm.serial()):
+            break
+        if time.monotonic() >= deadline:
+            stop = session.interrupt()
+            raise TargetTimeout(f"continue: the target did not stop within {timeout} s; it "
+                                f"was interrupted {stop}." + timeout_note(session), stop)
+    stop = session.interrupt() or session.wait_for_stop(0)
+    if stop is not None and stop.reason != "signal-received":
+        return stop  # it stopped by itself just before the interrupt
+    check = session.check_symbols()
+    if check.ok is False and check.offset is not None:
+        if not fix_symbols:
+            raise SymbolMismatch(
+                f"the breakpoint at {location} cannot trip: {check}\n"
+                "boot_to(..., fix_symbols=True) reloads the symbols at that offset", check)
+        check.apply()
+        warnings.warn(f"the kernel runs at {format_offset(check.offset)} from its symbols "
+                      f"({check.kind}); they were reloaded there", RuntimeWarning, stacklevel=3)
+        stop = dataclasses.replace(stop, frame=session.frame()) if stop is not None else None
+        if stop is not None and stop.frame is not None and stop.frame.function == sentinel:
+            return stop
+    return session.cont(timeout=max(1.0, deadline - time.monotonic()))

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from .. import _proc
 from ..errors import Error, GuestError, TargetExited, TargetTimeout
 from ..gdb import Session
+from .build import check_build
 from .builds import QemuBuild, resolve_qemu
 from .elf import bzimage_version
 from .guest import Guest
@@ -131,9 +132,14 @@ class Qemu:
         return argv + list(self.extra_args)
 
     def start(self) -> None:
-        """Start QEMU paused at reset (``-S``), its stub listening privately."""
+        """Start QEMU paused at reset (``-S``), its stub listening privately.
+
+        Before that, the guest's image and symbols are checked to come from one build
+        (:func:`mvnb.vm.build.check_build`): GuestError with both version strings if not.
+        """
         if self.process is not None:
             raise Error("this VM is already started")
+        check_build(self.guest)
         self._dir = tempfile.TemporaryDirectory(prefix="mvnb-qemu-")
         os.chmod(self._dir.name, 0o700)
         if self.gdb == "unix":

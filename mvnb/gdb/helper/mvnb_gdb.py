@@ -140,6 +140,45 @@ class ReadManyCommand(gdb.MICommand):
         return {"json": json.dumps(results)}
 
 
+class ReadPhysicalCommand(gdb.MICommand):
+    """-mvnb-read-physical ADDRESS LENGTH: guest-physical memory through QEMU's stub.
+
+    ``Qqemu.PhyMemMode:1`` makes the stub read and write physical addresses, GDB's own
+    breakpoint insertions included; so the mode is switched on and off inside this one
+    command (no other command runs between), only while the target is stopped and
+    breakpoints are not always inserted (GDB inserts them on resume), and GDB's memory
+    cache is flushed after. Answers ``{"hex"}``, ``{"error"}`` or ``{"unsupported"}``.
+    """
+
+    def __init__(self):
+        super().__init__("-mvnb-read-physical")
+
+    def invoke(self, argv):
+        address, length = int(argv[0], 0), int(argv[1], 0)
+        thread = gdb.selected_thread()
+        if thread is None:
+            raise gdb.GdbError("no target is attached")
+        if thread.is_running():
+            raise gdb.GdbError("the target is running; interrupt it before reading memory")
+        if gdb.parameter("breakpoint always-inserted"):
+            return {"json": json.dumps({"unsupported": "breakpoint always-inserted is on"})}
+        reply = gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
+        if 'received: "OK"' not in reply:
+            return {"json": json.dumps({"unsupported": reply.strip()})}
+        try:
+            data = gdb.selected_inferior().read_memory(address, length).tobytes()
+            result = {"hex": data.hex()}
+        except gdb.MemoryError as error:
+            result = {"error": str(error)}
+        finally:
+            back = gdb.execute("maintenance packet Qqemu.PhyMemMode:0", to_string=True)
+            gdb.execute("maintenance flush dcache", to_string=True)
+            if 'received: "OK"' not in back:
+                raise gdb.GdbError("QEMU's stub did not leave physical memory mode "
+                                   f"({back.strip()}); reconnect before reading memory")
+        return {"json": json.dumps(result)}
+
+
 class Collector(gdb.Breakpoint):
     """A breakpoint that records expressions at every hit and lets the target run on.
 
@@ -241,6 +280,7 @@ class CollectControlCommand(gdb.MICommand):
 EvalCommand()
 EvalManyCommand()
 ReadManyCommand()
+ReadPhysicalCommand()
 CollectStartCommand()
 CollectFetchCommand()
 CollectControlCommand()

@@ -21,11 +21,13 @@ from .errors import (
     ProbeFault,
     SessionClosed,
     TargetExited,
+    TargetStuck,
     TargetTimeout,
     Unsupported,
+    ValueUnavailable,
 )
 from .gdb import Breakpoint, Frame, Session, Stop, Value, current, use
-from .vm import Guest, Qemu, boot_to, guests
+from .vm import Guest, Qemu, QemuWarning, boot_to, guests
 
 __version__ = "0.1.0"
 
@@ -40,13 +42,16 @@ __all__ = [
     "MissingTool",
     "ProbeFault",
     "Qemu",
+    "QemuWarning",
     "Session",
     "SessionClosed",
     "Stop",
     "TargetExited",
+    "TargetStuck",
     "TargetTimeout",
     "Unsupported",
     "Value",
+    "ValueUnavailable",
     "boot_to",
     "current",
     "guests",

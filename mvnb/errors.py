@@ -17,8 +17,10 @@ __all__ = [
     "SessionClosed",
     "SpecError",
     "TargetExited",
+    "TargetStuck",
     "TargetTimeout",
     "Unsupported",
+    "ValueUnavailable",
 ]
 
 
@@ -37,6 +39,18 @@ class GdbError(Error):
 
 class TargetTimeout(Error, TimeoutError):
     """The target did not stop in time; it was interrupted and the session is usable."""
+
+    def __init__(self, message: str, stop: object | None = None) -> None:
+        super().__init__(message)
+        self.stop = stop
+
+
+class TargetStuck(Error):
+    """The target stopped at a guard: a place it is known never to leave (``Session.guard``).
+
+    The message names the cause and the remedy; the target sits at the guard and the
+    session is usable. ``stop`` is where it stopped.
+    """
 
     def __init__(self, message: str, stop: object | None = None) -> None:
         super().__init__(message)
@@ -102,6 +116,11 @@ class ProbeFault(Error):
 
 class Unsupported(Error):
     """The stub or target cannot do this (no QEMU monitor, no watchpoints, ...)."""
+
+
+class ValueUnavailable(Error, ValueError):
+    """A value GDB cannot give where the target stopped (``<optimized out>``,
+    ``<unavailable>``, unreadable memory): it has no number to convert or compare."""
 
 
 class MissingTool(Error):

@@ -17,6 +17,7 @@ answers as pandas objects (``frames.py``) and the sampler (``sampling.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -35,6 +36,7 @@ from ..errors import (
     GdbError,
     SessionClosed,
     TargetExited,
+    TargetStuck,
     TargetTimeout,
     Unsupported,
 )
@@ -50,9 +52,13 @@ if TYPE_CHECKING:
 __all__ = ["Capabilities", "Owner", "Session", "current", "use"]
 
 _INTERRUPT_GRACE = 10.0
+_CONNECT_TIMEOUT = 15.0  # a stub answers in milliseconds; one that is busy never does
 _EXITED = ("exited", "exited-normally", "exited-signalled")
 _sessions: list[weakref.ref[Session]] = []
 _chosen: weakref.ref[Session] | None = None
+# Stub address -> the session of this process attached to it. QEMU's stub takes one client
+# and leaves a second one unanswered, so connect() refuses at once instead of hanging.
+_attached: dict[str, weakref.ref[Session]] = {}
 
 
 class Owner(Protocol):
@@ -95,6 +101,7 @@ class Session:
         self._table = BreakpointTable()
         self._register_names: list[str] | None = None
         self._resumed_at = 0  # stop_seq when the target was last resumed
+        self._detached = False
         self.capabilities = Capabilities(qemu=False)
         self.address: str | None = None
         self.symbols: Path | None = None
@@ -107,6 +114,7 @@ class Session:
         except BaseException:
             self.close()
             raise
+        _sessions[:] = [ref for ref in _sessions if ref() is not None]
         _sessions.append(weakref.ref(self))
 
     def _setup(self, timeout: float) -> None:
@@ -136,8 +144,12 @@ class Session:
         """Attach a new GDB to a stub at ``address``: a unix socket path or ``host:port``.
 
         ``symbols`` is the guest's unstripped ELF; ``symbol_offset`` relocates it (a kernel
-        loaded somewhere other than its link address).
+        loaded somewhere other than its link address). A stub takes one client: while a
+        session of this process is attached to ``address`` this raises ``Error`` at once
+        (close or detach that one first); a stub busy with another process's debugger is
+        reported after 15 s.
         """
+        _check_free(str(address))  # before GDB starts: fail at once
         session = cls(gdb=gdb, owner=owner, timeout=timeout)
         try:
             if symbols is not None:
@@ -168,9 +180,19 @@ class Session:
             raise Error(f"{address!r} is neither a socket path nor host:port")
         if " " in address:
             raise Error(f"GDB cannot connect to a path with spaces: {address!r}")
+        _check_free(address, self)
         seq = self._transport.stop_seq
-        self.mi(f"-target-select remote {address}", timeout=timeout)
+        wait = _CONNECT_TIMEOUT if timeout is None else min(timeout, _CONNECT_TIMEOUT)
+        try:
+            self.mi(f"-target-select remote {address}", timeout=wait)
+        except TargetTimeout:
+            raise TargetTimeout(
+                f"the stub at {address} did not answer within {wait} s. A gdb stub takes one "
+                "client at a time: is another debugger attached to it (another notebook or "
+                "process)? Detach or close that one and connect again."
+            ) from None
         self.address = address
+        _attached[_stub_key(address)] = weakref.ref(self)
         # GDB reports the target's initial stop after ^connected.
         self._transport.wait_stopped(seq, 5.0)
         probe = self.console("maintenance packet qqemu.sstepbits", timeout=timeout)
@@ -213,6 +235,11 @@ class Session:
         return json.loads(self.mi(command, timeout=timeout).payload["json"])
 
     def _check_open(self) -> None:
+        if self._detached:
+            raise SessionClosed(
+                f"this session detached from the stub at {self.address}; attach a new one "
+                f"with mvnb.Session.connect({self.address!r}, symbols=...)"
+            )
         if self._closed:
             raise SessionClosed("this session was closed; open a new one")
         if self._transport.state == "exited":
@@ -258,8 +285,41 @@ class Session:
         return self._resume("-exec-finish", timeout, "finish")
 
     def until(self, location: str, *, timeout: float | None = 30.0) -> Stop:
-        """Run until ``location`` (or the current frame returns)."""
-        return self._resume(f"-exec-until {quote(location)}", timeout, f"until {location}")
+        """Run until ``location`` is reached in the current frame, or the frame returns.
+
+        GDB's MI says "location-reached" either way; here a stop because the frame returned
+        (at its caller's resume address, one frame up) has ``reason="function-finished"``,
+        as ``finish()`` would report it, and ``raw["reason"]`` keeps GDB's word.
+        """
+        caller = self._caller_pc()
+        stop = self._resume(f"-exec-until {quote(location)}", timeout, f"until {location}")
+        if (stop.reason == "location-reached" and caller is not None
+                and stop.frame is not None and stop.frame.address == caller
+                and caller not in self._addresses(location)):
+            stop = dataclasses.replace(stop, reason="function-finished")
+        return stop
+
+    def _caller_pc(self) -> int | None:
+        """The resume address in the caller of the selected frame (None at the outermost)."""
+        try:
+            frames = self.mi("-stack-list-frames 1 1").payload.get("stack", [])
+        except GdbError:
+            return None
+        addr = frames[0].get("addr", "") if frames else ""
+        return int(addr, 16) if isinstance(addr, str) and addr.startswith("0x") else None
+
+    def _addresses(self, location: str) -> set[int]:
+        """The code addresses ``location`` names, as GDB's ``info line`` resolves them."""
+        if location.startswith("*"):
+            try:
+                return {int(self.eval_many([location[1:]])[0])}
+            except (GdbError, TypeError, ValueError):
+                return set()
+        try:
+            text = self.console(f"info line {location}")
+        except GdbError:
+            return set()
+        return {int(a, 16) for a in re.findall(r"starts at address (0x[0-9a-fA-F]+)", text)}
 
     def interrupt(self, *, timeout: float = _INTERRUPT_GRACE) -> Stop | None:
         """Stop a running target; returns the Stop (None if it was not running)."""
@@ -285,6 +345,7 @@ class Session:
         stop = self._stop(record)
         if stop.reason in _EXITED:
             raise self._exited(stop)
+        self._check_guard(stop)
         return stop
 
     def _resume(self, command: str, timeout: float | None, what: str,
@@ -314,7 +375,12 @@ class Session:
         stop = self._stop(record)
         if stop.reason in _EXITED:
             raise self._exited(stop)
+        self._check_guard(stop)
         return stop
+
+    def _check_guard(self, stop: Stop) -> None:
+        if stop.breakpoint is not None and stop.breakpoint.guard:
+            raise TargetStuck(f"{stop.breakpoint.guard}\n(stopped at {stop})", stop)
 
     def _interrupt_after(self, seq: int) -> Stop | None:
         if self._transport.state in ("exited", "closed"):
@@ -364,6 +430,18 @@ class Session:
         info = next(v for k, v in result.payload.items() if k in ("wpt", "hw-rwpt", "hw-awpt"))
         info = {"type": f"{access} watchpoint", **info}
         return self._table.add(Breakpoint(self, info, expr))
+
+    def guard(self, location: str, message: str) -> Breakpoint:
+        """A hardware breakpoint at a place the target is known never to leave.
+
+        A stop there raises ``TargetStuck(message)`` from ``cont()``, the steps and
+        ``wait_for_stop()`` at once, instead of a timeout much later; ``message`` should
+        say why the target got there and what to do. The target stays there and the
+        session is usable. ``Qemu`` arms the guards its guest needs (:mod:`mvnb.vm.traps`).
+        """
+        bp = self.hbreak(location)
+        bp.guard = message
+        return bp
 
     def breakpoints(self) -> list[Breakpoint]:
         """The breakpoints and watchpoints made through this session and not deleted."""
@@ -497,10 +575,14 @@ class Session:
     # -- ending --------------------------------------------------------------------------
 
     def detach(self) -> None:
-        """Let the target go on without GDB (the stub stays up for another client)."""
+        """Let the target go on without GDB, and end GDB: the stub is free for another
+        client (``Session.connect(s.address)``). The session then says it is detached."""
+        self._check_open()
         if self.running:
             self.interrupt()
         self.mi("-target-detach")
+        self._detached = True
+        self.close()
 
     def kill(self) -> None:
         """Kill the target (QEMU exits: "Terminated via GDBstub")."""
@@ -514,11 +596,22 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        if self.address is not None:
+            key = _stub_key(self.address)
+            holder = _attached.get(key)
+            if holder is not None and holder() in (self, None):
+                del _attached[key]
         self._finalizer()
 
     @property
     def closed(self) -> bool:
+        """True once ``close()`` or ``detach()`` ended this session's GDB."""
         return self._closed
+
+    @property
+    def detached(self) -> bool:
+        """True once ``detach()`` let the target go (the stub is free for another client)."""
+        return self._detached
 
     @property
     def connected(self) -> bool:
@@ -532,13 +625,32 @@ class Session:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else self._transport.state
+        state = ("detached" if self._detached else "closed" if self._closed
+                 else self._transport.state)
         return f"<mvnb.Session {self.address or '(not attached)'} {state}>"
 
 
 def _finalize(transport: Transport, workdir: tempfile.TemporaryDirectory[str]) -> None:
     transport.close()
     workdir.cleanup()
+
+
+def _check_free(address: str, me: Session | None = None) -> None:
+    """Refuse a stub that a session of this process is attached to (it takes one client)."""
+    holder = _attached.get(_stub_key(address))
+    other = holder() if holder is not None else None
+    if other is not None and other is not me and other.connected:
+        raise Error(
+            f"the stub at {address} already has a debugger: {other!r}, opened in this "
+            "process (a stub takes one client at a time). Close or detach that session "
+            "first (s.close() or s.detach()); a re-run cell that connects needs the "
+            "previous session closed."
+        )
+
+
+def _stub_key(address: str) -> str:
+    """One spelling per stub: a socket path resolved, host:port as given."""
+    return os.path.realpath(address) if "/" in address else address
 
 
 def _fault(error: GdbError, address: int) -> Error:

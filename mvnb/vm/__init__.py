@@ -7,6 +7,8 @@ from __future__ import annotations
 from . import guests
 from .boot import boot_to, host_tsc_khz
 from .guest import Guest, kernel_hz
-from .qemu import Qemu
+from .qemu import Qemu, QemuWarning
+from .traps import Trap, known_traps
 
-__all__ = ["Guest", "Qemu", "boot_to", "guests", "host_tsc_khz", "kernel_hz"]
+__all__ = ["Guest", "Qemu", "QemuWarning", "Trap", "boot_to", "guests", "host_tsc_khz",
+           "kernel_hz", "known_traps"]

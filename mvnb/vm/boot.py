@@ -23,15 +23,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import GdbError, TargetTimeout
-from ..gdb import Session, Stop
+from ..errors import GdbError, TargetStuck, TargetTimeout
+from ..gdb import Breakpoint, Session, Stop
 from .guest import Guest
 from .qemu import Qemu
+from .traps import TSC_CALIBRATION
 
 __all__ = ["TSC_CALIBRATION_FAILED", "boot_to", "host_tsc_khz"]
 
 #: Where a Linux guest waits for ever once its TSC calibration failed on microvm.
-TSC_CALIBRATION_FAILED = "calibrate_delay_converge"
+TSC_CALIBRATION_FAILED = TSC_CALIBRATION.location
 
 
 def host_tsc_khz(cpuinfo: str | None = None) -> int | None:
@@ -65,25 +66,35 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
     see the module docstring), the VM is closed and booted again, up to ``attempts`` times;
     ``sentinel=None`` turns that off. After a failed boot, ``tsc_fallback`` adds
     ``tsc_early_khz=`` with the host's TSC frequency (see the module docstring) to the next
-    boot's command line. The breakpoint at ``location`` is left in place.
+    boot's command line. The breakpoint at ``location`` and the VM's guards are left in
+    place. On any error the VM is closed, and the error says so.
     """
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
         vm = Qemu(guest, **qemu_args)
         try:
             session = vm.session()
-            guard = None
-            if sentinel:
-                try:
-                    guard = session.hbreak(sentinel, temporary=True)
-                except GdbError:
-                    guard = None  # not a Linux guest, or no such function: nothing to guard
+            own = _arm_sentinel(session, sentinel)
             target = session.hbreak(location)
-            stop = session.cont(timeout=timeout)
-            if guard is not None and stop.breakpoint is guard:
+            try:
+                stop = session.cont(timeout=timeout)
+            except TargetTimeout as error:
+                console = "\n".join(vm.serial().splitlines()[-10:])
+                vm.close()
+                where = f" it was at {error.stop}." if error.stop is not None else ""
+                raise TargetTimeout(
+                    f"boot_to: the guest did not reach {location} within {timeout} s (boot "
+                    f"{attempt});{where} boot_to closed the VM. Its console ended with:\n"
+                    f"{console}",
+                    error.stop,
+                ) from None
+            except TargetStuck as stuck:
+                at = getattr(stuck.stop, "breakpoint", None)
+                if sentinel is None or at is None or at.location != sentinel:
+                    raise
                 serial = [line for line in vm.serial().splitlines() if "tsc:" in line]
-                last = TargetTimeout(f"boot {attempt}: the guest stopped in {sentinel} "
-                                     f"({'; '.join(s.strip() for s in serial[-3:])})")
+                last = TargetStuck(f"boot {attempt}: the guest stopped in {sentinel} "
+                                   f"({'; '.join(s.strip() for s in serial[-3:])})", stuck.stop)
                 khz = host_tsc_khz() if tsc_fallback else None
                 again = "booting again"
                 if khz and "tsc_early_khz=" not in guest.cmdline:
@@ -93,12 +104,30 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
                 warnings.warn(f"{last}; {again}", RuntimeWarning, stacklevel=2)
                 vm.close()
                 continue
-            if guard is not None and not guard.deleted:
-                guard.delete()
+            if own is not None and not own.deleted:
+                own.delete()
             if stop.breakpoint is not target:
-                raise TargetTimeout(f"the guest stopped at {stop}, not at {location}", stop)
+                vm.close()
+                raise TargetTimeout(f"boot_to: the guest stopped at {stop}, not at {location};"
+                                    " boot_to closed the VM", stop)
             return vm, session, stop
+        except TargetStuck as error:
+            vm.close()
+            raise TargetStuck(f"{error}\nboot_to closed the VM.", error.stop) from None
         except BaseException:
             vm.close()
             raise
     raise TargetTimeout(f"the guest did not reach {location} in {attempts} boots: {last}")
+
+
+def _arm_sentinel(session: Session, sentinel: str | None) -> Breakpoint | None:
+    """A guard at ``sentinel`` unless the VM armed one there already (then None)."""
+    if not sentinel or any(bp.guard and bp.location == sentinel for bp in session.breakpoints()):
+        return None
+    message = (TSC_CALIBRATION.message() if sentinel == TSC_CALIBRATION.location
+               else f"the guest reached {sentinel}, where boot_to was told it gets stuck")
+    try:
+        return session.guard(sentinel, message)
+    except GdbError:
+        return None  # not a Linux guest, or no such function: nothing to guard
+

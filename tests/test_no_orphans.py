@@ -1,4 +1,5 @@
-"""QEMU and GDB die with their owner: a killed Python process, a restarted notebook kernel."""
+"""QEMU and GDB die with their owner: a killed Python process, a restarted notebook kernel,
+whichever thread started them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ OPEN_VM = textwrap.dedent("""
     import sys, mvnb
     vm = mvnb.Qemu(mvnb.guests.debian_cloud(progress=False))
     s = vm.session()
+    print(vm.process.pid, s._transport.process.pid, flush=True)
+""")
+
+# The VM and its session started by a worker thread that has exited before the kill.
+OPEN_VM_IN_A_WORKER = textwrap.dedent("""
+    import sys, mvnb
+    from concurrent.futures import ThreadPoolExecutor
+    def start():
+        vm = mvnb.Qemu(mvnb.guests.debian_cloud(progress=False))
+        return vm, vm.session()
+    with ThreadPoolExecutor(1) as pool:
+        vm, s = pool.submit(start).result()
     print(vm.process.pid, s._transport.process.pid, flush=True)
 """)
 
@@ -54,6 +67,36 @@ def test_killed_owner_takes_qemu_and_gdb_with_it():
     finally:
         child.kill()
         child.wait()
+
+
+def test_killed_owner_takes_a_vm_started_by_a_finished_worker_thread_with_it():
+    child = subprocess.Popen([sys.executable, "-c", OPEN_VM_IN_A_WORKER + "sys.stdin.read()\n"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        qemu_pid, gdb_pid = map(int, child.stdout.readline().split())
+        # The worker thread that started them has exited: they live on with the process.
+        assert not _wait_gone(qemu_pid, 0) and not _wait_gone(gdb_pid, 0)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        assert _wait_gone(qemu_pid) and _wait_gone(gdb_pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_spawned_child_keeps_its_pid_and_its_own_session():
+    import mvnb._proc
+
+    process = mvnb._proc.spawn(["/bin/sleep", "60"])
+    try:
+        status = open(f"/proc/{process.pid}/status").read()
+        assert open(f"/proc/{process.pid}/cmdline").read().split("\0")[0] == "/bin/sleep"
+        assert f"PPid:\t{os.getpid()}" in status  # the child of this process, pid kept
+        assert os.getsid(process.pid) == process.pid  # its own session: no SIGINT from us
+        assert mvnb._proc.spawner_thread().is_alive()
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_normal_exit_without_close_leaves_nothing():

@@ -186,7 +186,13 @@ class Value:
             ) from None
 
     def _child(self, data: dict[str, Any], expr: str, access: str) -> Value:
-        ref = f"{self._ref}{access}" if self._ref is not None else None
+        if self._ref is not None:
+            ref: str | None = f"{self._ref}{access}"
+        elif (data.get("address") is not None and data.get("code") in ("struct", "union")
+              and "{" not in data["type"]):  # a named struct in memory names itself
+            ref = f"(*({data['type']} *) {data['address']:#x})"
+        else:
+            ref = None
         return Value(data, expr, self._session, ref=ref)
 
     def __getitem__(self, key: str | int) -> Value:
@@ -261,7 +267,8 @@ class Value:
         """The expression naming this object, for members read later."""
         if self._ref is None:
             why = ("has no address (a register or a computed value)" if self.address_ is None
-                   else f"has a type that cannot be named ({self.type_})")
+                   else f"has a type that cannot be named ({self.type_}) in a value with "
+                   "no expression to reach it")
             raise LookupError(
                 f"{self._expr} cannot be expanded: it {why}, so it was read up front and "
                 "there is no object to read more of; evaluate an expression for the member "

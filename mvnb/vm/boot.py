@@ -117,7 +117,8 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
         except BaseException:
             vm.close()
             raise
-    raise TargetTimeout(f"the guest did not reach {location} in {attempts} boots: {last}")
+    raise TargetTimeout(f"boot_to: the guest did not reach {location} in {attempts} boots "
+                        f"(boot_to closed each VM); the last: {last}")
 
 
 def _arm_sentinel(session: Session, sentinel: str | None) -> Breakpoint | None:

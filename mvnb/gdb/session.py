@@ -88,8 +88,10 @@ class Capabilities:
 class Session:
     """A GDB process attached to one target. Create with ``Session.connect`` or ``vm.session()``.
 
-    The session is a context manager; ``close()`` ends GDB (the target is left as it is:
-    QEMU keeps running or paused, a stub that supports it is detached).
+    The session is a context manager; ``close()`` ends GDB, which detaches from the stub as
+    it exits: the target is not ended, and QEMU's stub lets a stopped guest run on.
+    Nothing but the caller keeps a session alive (breakpoints and values hold it weakly):
+    dropping the last reference closes it.
     """
 
     def __init__(self, *, gdb: str = "gdb", owner: Owner | None = None,
@@ -592,7 +594,7 @@ class Session:
             pass
 
     def close(self) -> None:
-        """End GDB; the target is left as it is. Idempotent."""
+        """End GDB (it detaches: QEMU's stub resumes a stopped guest). Idempotent."""
         if self._closed:
             return
         self._closed = True

@@ -47,7 +47,7 @@ def test_optimized_out_is_a_value_not_an_error(calibrating):
 def test_a_value_without_address_is_read_up_front(calibrating):
     _, s = calibrating
     s.console("set $se = init_task.se")  # a copy held by GDB: no address in the guest
-    copy = s.eval("$se")
+    copy = s.eval("$se")  # depth 2 asked; util_est.enqueued is 3 levels down
     bound = s.eval("init_task.se", depth=1)  # in guest memory; avg's members not read
     assert copy.address_ is None and bound.address_ == int(s.eval("&init_task.se"))
     field = "init_task.se.avg.util_est.enqueued"
@@ -55,6 +55,7 @@ def test_a_value_without_address_is_read_up_front(calibrating):
     address = int(s.eval(f"&{field}"))
     original = s.read_memory(address, 4)
     s.write_memory(address, (before + 12345).to_bytes(4, "little"))
+    s.console("set $se = init_task.se")  # the same text now names another copy
     try:
         assert copy.avg.util_est.enqueued == before  # read completely when evaluated
         assert bound.avg.util_est.enqueued == before + 12345  # read at the object, now

@@ -9,10 +9,11 @@ The session knows nothing of QEMU or x86. Whoever started the target may pass it
 ``owner`` (see :class:`Owner`) to explain why the target went away and where it came from;
 architecture helpers hang off the session as accessors (:mod:`mvnb.gdb.extensions`).
 
-This module is longer than the others (about 550 lines) on purpose: the ``Session`` class
+This module is longer than the others (about 650 lines) on purpose: the ``Session`` class
 is the public surface, and a reader finds each of its methods here. What is not surface
 lives beside it: the MI transport (``mi/``), the breakpoint table (``breakpoints.py``), MI
-answers as pandas objects (``frames.py``) and the sampler (``sampling.py``).
+answers as pandas objects (``frames.py``), the sampler (``sampling.py``) and which stubs
+are taken (``stubs.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ..errors import (
     TargetTimeout,
     Unsupported,
 )
-from . import frames, sampling
+from . import frames, sampling, stubs
 from .breakpoints import Breakpoint, BreakpointTable
 from .mi import AsyncRecord, ResultRecord, Transport, quote
 from .stop import Frame, Stop
@@ -56,14 +57,12 @@ _CONNECT_TIMEOUT = 15.0  # a stub answers in milliseconds; one that is busy neve
 _EXITED = ("exited", "exited-normally", "exited-signalled")
 _sessions: list[weakref.ref[Session]] = []
 _chosen: weakref.ref[Session] | None = None
-# Stub address -> the session of this process attached to it. QEMU's stub takes one client
-# and leaves a second one unanswered, so connect() refuses at once instead of hanging.
-_attached: dict[str, weakref.ref[Session]] = {}
 
 
 class Owner(Protocol):
-    """What started the target (a ``Qemu``): asked why the target went away, and for the
-    provenance recorded with samples."""
+    """What started the target (a ``Qemu``'s process record): asked why the target went
+    away, and for the provenance recorded with samples. It must not refer back to the
+    session, so that dropping both ends them without the garbage collector."""
 
     def poll(self) -> int | None: ...
 
@@ -151,7 +150,7 @@ class Session:
         (close or detach that one first); a stub busy with another process's debugger is
         reported after 15 s.
         """
-        _check_free(str(address))  # before GDB starts: fail at once
+        stubs.check_free(str(address))  # before GDB starts: fail at once
         session = cls(gdb=gdb, owner=owner, timeout=timeout)
         try:
             if symbols is not None:
@@ -182,7 +181,7 @@ class Session:
             raise Error(f"{address!r} is neither a socket path nor host:port")
         if " " in address:
             raise Error(f"GDB cannot connect to a path with spaces: {address!r}")
-        _check_free(address, self)
+        stubs.check_free(address, self)
         seq = self._transport.stop_seq
         wait = _CONNECT_TIMEOUT if timeout is None else min(timeout, _CONNECT_TIMEOUT)
         try:
@@ -194,7 +193,7 @@ class Session:
                 "process)? Detach or close that one and connect again."
             ) from None
         self.address = address
-        _attached[_stub_key(address)] = weakref.ref(self)
+        stubs.hold(address, self)
         # GDB reports the target's initial stop after ^connected.
         self._transport.wait_stopped(seq, 5.0)
         probe = self.console("maintenance packet qqemu.sstepbits", timeout=timeout)
@@ -599,10 +598,7 @@ class Session:
             return
         self._closed = True
         if self.address is not None:
-            key = _stub_key(self.address)
-            holder = _attached.get(key)
-            if holder is not None and holder() in (self, None):
-                del _attached[key]
+            stubs.release(self.address, self)
         self._finalizer()
 
     @property
@@ -635,24 +631,6 @@ class Session:
 def _finalize(transport: Transport, workdir: tempfile.TemporaryDirectory[str]) -> None:
     transport.close()
     workdir.cleanup()
-
-
-def _check_free(address: str, me: Session | None = None) -> None:
-    """Refuse a stub that a session of this process is attached to (it takes one client)."""
-    holder = _attached.get(_stub_key(address))
-    other = holder() if holder is not None else None
-    if other is not None and other is not me and other.connected:
-        raise Error(
-            f"the stub at {address} already has a debugger: {other!r}, opened in this "
-            "process (a stub takes one client at a time). Close or detach that session "
-            "first (s.close() or s.detach()); a re-run cell that connects needs the "
-            "previous session closed."
-        )
-
-
-def _stub_key(address: str) -> str:
-    """One spelling per stub: a socket path resolved, host:port as given."""
-    return os.path.realpath(address) if "/" in address else address
 
 
 def _fault(error: GdbError, address: int) -> Error:

@@ -135,6 +135,10 @@ class Qemu:
     >>> with mvnb.Qemu(mvnb.guests.debian_cloud()) as vm:
     ...     s = vm.session()
 
+    The VM lives while it or its session is referred to: dropping both (``del vm, s``, or
+    re-running the cell that made them) ends GDB and QEMU at once; ``close()`` or ``with``
+    ends them now. QEMU dies with this Python process, whichever thread started it.
+
     ``guards`` arms, in ``session()``, a guard at each place the guest is known to wait in
     for ever on this machine (:mod:`mvnb.vm.traps`): ``cont()`` then raises
     ``TargetStuck`` naming the cause and the remedy at once instead of timing out.

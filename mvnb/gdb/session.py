@@ -148,7 +148,7 @@ class Session:
         loaded somewhere other than its link address). A stub takes one client: while a
         session of this process is attached to ``address`` this raises ``Error`` at once
         (close or detach that one first); a stub busy with another process's debugger is
-        reported after 15 s.
+        reported within about 20 s (15 s for GDB to give up, then its exit).
         """
         stubs.check_free(str(address))  # before GDB starts: fail at once
         session = cls(gdb=gdb, owner=owner, timeout=timeout)

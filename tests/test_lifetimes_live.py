@@ -238,3 +238,17 @@ def test_gdb_tcp_warns_once_what_it_exposes(guest, monkeypatch):
     said = [str(w.message) for w in caught if issubclass(w.category, mvnb.QemuWarning)]
     assert len(said) == 1, said
     assert "any local user" in said[0] and "monitor" in said[0] and "gdb='unix'" in said[0]
+
+
+def test_a_stub_held_by_another_client_is_named_as_the_cause(guest):
+    import socket
+
+    with mvnb.Qemu(guest) as vm:
+        with socket.socket(socket.AF_UNIX) as other:  # another client, not a session of ours
+            other.connect(vm.gdb_address)
+            other.sendall(b"+$?#3f")  # QEMU answers its first client...
+            assert other.recv(64)  # ...so this one holds the stub now
+            started = time.monotonic()
+            with pytest.raises(mvnb.TargetTimeout, match="is another debugger attached"):
+                mvnb.Session.connect(vm.gdb_address, symbols=guest.symbols, timeout=60)
+            assert time.monotonic() - started < 30  # not the 60 s asked for

@@ -23,12 +23,14 @@ from .errors import (
     SessionClosed,
     SymbolMismatch,
     TargetExited,
+    TargetStuck,
     TargetTimeout,
     UnknownName,
     Unsupported,
+    ValueUnavailable,
 )
 from .gdb import Breakpoint, Frame, Session, Stop, Value, current, use
-from .vm import Guest, Qemu, boot_to, guests
+from .vm import Guest, Qemu, QemuWarning, boot_to, guests
 
 __version__ = "0.1.0"
 
@@ -43,15 +45,18 @@ __all__ = [
     "MissingTool",
     "ProbeFault",
     "Qemu",
+    "QemuWarning",
     "Session",
     "SessionClosed",
     "Stop",
     "SymbolMismatch",
     "TargetExited",
+    "TargetStuck",
     "TargetTimeout",
     "UnknownName",
     "Unsupported",
     "Value",
+    "ValueUnavailable",
     "boot_to",
     "current",
     "guests",

@@ -23,9 +23,11 @@ __all__ = [
     "SpecError",
     "SymbolMismatch",
     "TargetExited",
+    "TargetStuck",
     "TargetTimeout",
     "UnknownName",
     "Unsupported",
+    "ValueUnavailable",
 ]
 
 
@@ -44,6 +46,18 @@ class GdbError(Error):
 
 class TargetTimeout(Error, TimeoutError):
     """The target did not stop in time; it was interrupted and the session is usable."""
+
+    def __init__(self, message: str, stop: object | None = None) -> None:
+        super().__init__(message)
+        self.stop = stop
+
+
+class TargetStuck(Error):
+    """The target stopped at a guard: a place it is known never to leave (``Session.guard``).
+
+    The message names the cause and the remedy; the target sits at the guard and the
+    session is usable. ``stop`` is where it stopped.
+    """
 
     def __init__(self, message: str, stop: object | None = None) -> None:
         super().__init__(message)
@@ -151,6 +165,11 @@ class UnknownName(Error, KeyError):
         if hint:
             text += f" ({hint})"
         return cls(text, name, matches)
+
+
+class ValueUnavailable(Error, ValueError):
+    """A value GDB cannot give where the target stopped (``<optimized out>``,
+    ``<unavailable>``, unreadable memory): it has no number to convert or compare."""
 
 
 class MissingTool(Error):

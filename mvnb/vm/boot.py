@@ -31,19 +31,20 @@ import time
 import warnings
 from typing import Any
 
-from ..errors import Error, GdbError, SymbolMismatch, TargetTimeout
-from ..gdb import Session, Stop
+from ..errors import Error, GdbError, SymbolMismatch, TargetStuck, TargetTimeout
+from ..gdb import Breakpoint, Session, Stop
 from ..gdb.elffile import open_elf
 from ..gdb.symbols import format_offset, timeout_note
 from .guest import Guest
 from .host_clock import HostTsc, host_tsc, host_tsc_khz
 from .qemu import Qemu
+from .traps import TSC_CALIBRATION
 
 __all__ = ["KERNEL_RUNNING", "TSC_CALIBRATION_FAILED", "boot_to", "fallback_note", "host_tsc",
            "host_tsc_khz"]
 
 #: Where a Linux guest waits for ever once its TSC calibration failed on microvm.
-TSC_CALIBRATION_FAILED = "calibrate_delay_converge"
+TSC_CALIBRATION_FAILED = TSC_CALIBRATION.location
 #: A console line that shows a Linux kernel runs: its banner, which the serial console
 #: prints when it registers (``console_init`` in ``start_kernel``, init/main.c), after
 #: ``setup_arch`` calibrated the TSC. A later line will not do: "Calibrating delay loop..."
@@ -70,7 +71,8 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
     see the module docstring), the VM is closed and booted again, up to ``attempts`` times;
     ``sentinel=None`` turns that off. After a failed boot, ``tsc_fallback`` adds
     ``tsc_early_khz=`` with the host's TSC frequency (see the module docstring) to the next
-    boot's command line. The breakpoint at ``location`` is left in place.
+    boot's command line. The breakpoint at ``location`` and the VM's guards are left in
+    place. On any error the VM is closed, and the error says so.
 
     A Linux guest without ``nokaslr`` is checked once its console shows it runs (see the
     module docstring): SymbolMismatch names the slide, or ``fix_symbols=True`` reloads the
@@ -81,19 +83,32 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
         vm = Qemu(guest, **qemu_args)
         try:
             session = vm.session()
-            guard = None
-            if sentinel:
-                try:
-                    guard = session.hbreak(sentinel, temporary=True)
-                except GdbError:
-                    guard = None  # not a Linux guest, or no such function: nothing to guard
+            own = _arm_sentinel(session, sentinel)
             target = session.hbreak(location)
-            stop = _run(vm, session, guest, location, timeout, fix_symbols, sentinel)
-            if guard is not None and (stop.breakpoint is guard or (
-                    stop.frame is not None and stop.frame.function == sentinel)):
+            try:
+                stop = _run(vm, session, guest, location, timeout, fix_symbols, sentinel)
+                stuck = sentinel is not None and _in(stop, sentinel)
+            except TargetTimeout as error:
+                console = "\n".join(vm.serial().splitlines()[-10:])
+                vm.close()
+                where = f" it was at {error.stop}." if error.stop is not None else ""
+                # what the session found out (the symbol check), without its "usable" claim
+                found = str(error).partition("The session is usable.")[2]
+                raise TargetTimeout(
+                    f"boot_to: the guest did not reach {location} within {timeout} s (boot "
+                    f"{attempt});{where} boot_to closed the VM.{found}\nIts console ended "
+                    f"with:\n{console}",
+                    error.stop,
+                ) from None
+            except TargetStuck as error:
+                at = getattr(error.stop, "breakpoint", None)
+                if sentinel is None or at is None or at.location != sentinel:
+                    raise
+                stop, stuck = error.stop, True
+            if stuck:
                 serial = [line for line in vm.serial().splitlines() if "tsc:" in line]
-                last = TargetTimeout(f"boot {attempt}: the guest stopped in {sentinel} "
-                                     f"({'; '.join(s.strip() for s in serial[-3:])})")
+                last = TargetStuck(f"boot {attempt}: the guest stopped in {sentinel} "
+                                   f"({'; '.join(s.strip() for s in serial[-3:])})", stop)
                 again = "booting again"
                 if tsc_fallback and "tsc_early_khz=" not in guest.cmdline:
                     found = host_tsc()
@@ -105,15 +120,37 @@ def boot_to(guest: Guest, location: str, *, attempts: int = 4, timeout: float = 
                 warnings.warn(f"{last}; {again}", RuntimeWarning, stacklevel=2)
                 vm.close()
                 continue
-            if guard is not None and not guard.deleted:
-                guard.delete()
+            if own is not None and not own.deleted:
+                own.delete()
             if stop.breakpoint is not target:
-                raise TargetTimeout(f"the guest stopped at {stop}, not at {location}", stop)
+                vm.close()
+                raise TargetTimeout(f"boot_to: the guest stopped at {stop}, not at {location};"
+                                    " boot_to closed the VM", stop)
             return vm, session, stop
+        except TargetStuck as error:
+            vm.close()
+            raise TargetStuck(f"{error}\nboot_to closed the VM.", error.stop) from None
         except BaseException:
             vm.close()
             raise
-    raise TargetTimeout(f"the guest did not reach {location} in {attempts} boots: {last}")
+    raise TargetTimeout(f"boot_to: the guest did not reach {location} in {attempts} boots "
+                        f"(boot_to closed each VM); the last: {last}")
+
+
+def _in(stop: Stop | None, function: str) -> bool:
+    return stop is not None and stop.frame is not None and stop.frame.function == function
+
+
+def _arm_sentinel(session: Session, sentinel: str | None) -> Breakpoint | None:
+    """A guard at ``sentinel`` unless the VM armed one there already (then None)."""
+    if not sentinel or any(bp.guard and bp.location == sentinel for bp in session.breakpoints()):
+        return None
+    message = (TSC_CALIBRATION.message() if sentinel == TSC_CALIBRATION.location
+               else f"the guest reached {sentinel}, where boot_to was told it gets stuck")
+    try:
+        return session.guard(sentinel, message)
+    except GdbError:
+        return None  # not a Linux guest, or no such function: nothing to guard
 
 
 def _may_slide(guest: Guest) -> bool:

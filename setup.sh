@@ -64,6 +64,10 @@ fi
 # -- the guest kernel cache ------------------------------------------------------------
 say "guest kernel (cached in ${XDG_CACHE_HOME:-$HOME/.cache}/mvnb)"
 .venv/bin/mvnb guest fetch
+if [ "$what" = test ]; then
+  # the symbol-placement tests boot Debian's generic kernel (KASLR) too: about 930 MB, once
+  .venv/bin/mvnb guest fetch --flavour amd64
+fi
 
 # -- QEMU 10, the second QEMU the live tests run on (tests/conftest.py: --qemu) ------------
 if [ "$what" = test ]; then

@@ -3,7 +3,8 @@
 GDB sessions as Python objects (``Session``; :mod:`mvnb.gdb`), guests and QEMU
 (``Qemu``, ``guests``, ``boot_to``; :mod:`mvnb.vm`), the x86 CPU under the debugger
 (``s.x86``; :mod:`mvnb.x86`), register bitfields (:mod:`mvnb.regs`, :mod:`mvnb.widgets`),
-timer samples and their analysis (:mod:`mvnb.timing`). ``%load_ext mvnb`` adds the ``%gdb``
+timer samples and their analysis (:mod:`mvnb.timing`), firmware tables in guest memory
+(:mod:`mvnb.tables`). ``%load_ext mvnb`` adds the ``%gdb``
 magics. ``import mvnb`` is cheap: pandas, matplotlib and ipywidgets load on first use.
 """
 
@@ -20,12 +21,16 @@ from .errors import (
     MissingTool,
     ProbeFault,
     SessionClosed,
+    SymbolMismatch,
     TargetExited,
+    TargetStuck,
     TargetTimeout,
+    UnknownName,
     Unsupported,
+    ValueUnavailable,
 )
 from .gdb import Breakpoint, Frame, Session, Stop, Value, current, use
-from .vm import Guest, Qemu, boot_to, guests
+from .vm import Guest, Qemu, QemuWarning, boot_to, guests
 
 __version__ = "0.1.0"
 
@@ -40,29 +45,36 @@ __all__ = [
     "MissingTool",
     "ProbeFault",
     "Qemu",
+    "QemuWarning",
     "Session",
     "SessionClosed",
     "Stop",
+    "SymbolMismatch",
     "TargetExited",
+    "TargetStuck",
     "TargetTimeout",
+    "UnknownName",
     "Unsupported",
     "Value",
+    "ValueUnavailable",
     "boot_to",
     "current",
     "guests",
     "load_ipython_extension",
     "regs",
+    "tables",
     "timing",
     "use",
     "widgets",
     "x86",
 ]
 
-_LAZY = ("regs", "timing", "widgets")
+_LAZY = ("regs", "tables", "timing", "widgets")
 
 
 def __getattr__(name: str) -> Any:
-    """``mvnb.regs``, ``mvnb.timing`` and ``mvnb.widgets`` are imported on first use."""
+    """``mvnb.regs``, ``mvnb.tables``, ``mvnb.timing`` and ``mvnb.widgets`` are imported on
+    first use."""
     if name in _LAZY:
         import importlib
 

@@ -6,6 +6,8 @@ notebook can act on it (``FaultError.address``, ``TargetExited.serial_tail``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "Error",
     "FaultError",
@@ -19,9 +21,13 @@ __all__ = [
     "QemuError",
     "SessionClosed",
     "SpecError",
+    "SymbolMismatch",
     "TargetExited",
+    "TargetStuck",
     "TargetTimeout",
+    "UnknownName",
     "Unsupported",
+    "ValueUnavailable",
 ]
 
 
@@ -40,6 +46,18 @@ class GdbError(Error):
 
 class TargetTimeout(Error, TimeoutError):
     """The target did not stop in time; it was interrupted and the session is usable."""
+
+    def __init__(self, message: str, stop: object | None = None) -> None:
+        super().__init__(message)
+        self.stop = stop
+
+
+class TargetStuck(Error):
+    """The target stopped at a guard: a place it is known never to leave (``Session.guard``).
+
+    The message names the cause and the remedy; the target sits at the guard and the
+    session is usable. ``stop`` is where it stopped.
+    """
 
     def __init__(self, message: str, stop: object | None = None) -> None:
         super().__init__(message)
@@ -103,8 +121,55 @@ class ProbeFault(Error):
         self.where = where
 
 
+class SymbolMismatch(Error):
+    """The symbols do not describe the running code (a KASLR slide, another offset): the
+    breakpoints cannot trip. Carries the ``SymbolCheck`` that found it, with its fix."""
+
+    def __init__(self, message: str, check: object) -> None:
+        super().__init__(message)
+        self.check = check
+
+
 class Unsupported(Error):
     """The stub or target cannot do this (no QEMU monitor, no watchpoints, ...)."""
+
+
+class UnknownName(Error, KeyError):
+    """A register, field or snapshot entry that does not exist; ``matches`` are close names.
+
+    Also a KeyError, so code that caught the KeyError of a mapping lookup keeps working.
+    """
+
+    def __init__(self, message: str, name: str = "", matches: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.matches = matches
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError's str() would quote the whole message
+
+    @classmethod
+    def among(cls, what: str, name: str, known: Iterable[str], hint: str = "") -> UnknownName:
+        """``no {what} named {name!r}; did you mean ...?`` with difflib's close matches."""
+        import difflib
+
+        known = list(known)
+        matches: tuple[str, ...] = ()
+        for form in dict.fromkeys((name, name.upper(), name.lower())):
+            matches = tuple(difflib.get_close_matches(form, known, n=4))
+            if matches:
+                break
+        text = f"no {what} named {name!r}"
+        if matches:
+            text += f"; did you mean {', '.join(matches)}?"
+        if hint:
+            text += f" ({hint})"
+        return cls(text, name, matches)
+
+
+class ValueUnavailable(Error, ValueError):
+    """A value GDB cannot give where the target stopped (``<optimized out>``,
+    ``<unavailable>``, unreadable memory): it has no number to convert or compare."""
 
 
 class MissingTool(Error):

@@ -148,6 +148,22 @@ def guest(qemu_build: QemuBuild) -> mvnb.Guest:
 
 
 @pytest.fixture(scope="session")
+def generic() -> mvnb.Guest:
+    """Debian's generic kernel (flavour "amd64") with its own -dbg symbols, from the cache.
+
+    Its -dbg package is an 860 MB download, fetched once by setup (`mvnb guest fetch
+    --flavour amd64`); the tests that need it skip when it is not cached.
+    """
+    from mvnb.vm.debian import cached
+
+    guest = cached("amd64")
+    if guest is None:
+        pytest.skip("Debian's generic kernel is not in the cache: run `mvnb guest fetch "
+                    "--flavour amd64` (a 930 MB download) to run this test")
+    return guest
+
+
+@pytest.fixture(scope="session")
 def boot(guest: mvnb.Guest, qemu_build: QemuBuild):
     """``boot(location, **qemu_args) -> (vm, session, stop)`` on the test's QEMU build;
     VMs close at the end."""

@@ -90,5 +90,51 @@ def test_not_a_bzimage(tmp_path):
 def test_host_tsc_khz_reads_cpuinfo():
     text = "processor\t: 0\ncpu MHz\t\t: 2596.128\nflags\t\t: fpu tsc constant_tsc tsc_known_freq\n"
     assert host_tsc_khz(text) == 2596128
-    assert host_tsc_khz(text.replace(" tsc_known_freq", "")) is None
+    assert host_tsc_khz(text.replace(" tsc_known_freq", "")) == 2596128  # cpu_khz, noted
+    assert host_tsc_khz(text.replace(" tsc_known_freq", " aperfmperf")) is None  # effective
     assert host_tsc_khz("processor: 0\n") is None
+
+
+def test_flavours_are_checked():
+    with pytest.raises(ValueError, match="flavour must be one of cloud-amd64, amd64, rt-amd64"):
+        guests.debian(flavour="arm64")
+    assert guests.debian_cloud(progress=False) == guests.debian("cloud-amd64", progress=False)
+
+
+def test_generic_kernel_is_cached_and_checked(generic, monkeypatch):
+    def no_apt(*args, **kwargs):
+        raise AssertionError(f"a cached guest must not run {args[0]}")
+
+    monkeypatch.setattr(subprocess, "run", no_apt)
+    again = guests.debian(flavour="amd64", progress=False)
+    assert again == generic and again.nokaslr
+    assert again.name.startswith("debian-") and "cloud" not in again.name
+    image = elf.bzimage_version(generic.kernel)
+    assert image.split()[0].endswith("-amd64") and "cloud" not in image
+    assert elf.linux_banner(generic.symbols).startswith(f"Linux version {image.split()[0]} ")
+    assert generic.symbols.parent != guests.debian_cloud(progress=False).symbols.parent
+
+
+def test_elf_kernels_are_compared_by_build_id(generic):
+    from mvnb.vm.build import check_build
+
+    cloud = guests.debian_cloud(progress=False)
+    same = mvnb.Guest(kernel=generic.symbols, symbols=generic.symbols)
+    assert check_build(same).startswith("Linux version")
+    other = mvnb.Guest(kernel=cloud.symbols, symbols=generic.symbols)
+    with pytest.raises(mvnb.GuestError, match="build-ids differ") as info:
+        check_build(other)
+    text = str(info.value)
+    assert elf.linux_banner(cloud.symbols) in text and elf.linux_banner(generic.symbols) in text
+    assert "symbols=None" in text  # how to boot it anyway
+
+
+def test_unknown_kernel_formats_warn(tmp_path):
+    from mvnb.vm.build import check_build
+
+    kernel = tmp_path / "kernel.bin"
+    kernel.write_bytes(b"\0" * 4096)
+    symbols = tmp_path / "kernel.debug"
+    symbols.write_bytes(b"\x7fELF\x02\x01rest")
+    with pytest.warns(RuntimeWarning, match="cannot check"):
+        assert check_build(mvnb.Guest(kernel=kernel, symbols=symbols)) is None

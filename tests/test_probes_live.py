@@ -99,7 +99,7 @@ def test_msr_apic_base_and_efer(calibrating):
     assert s.x86.rdmsr("IA32_APIC_BASE") == int(base) == 0xFEE00900
     efer = s.x86.msr("IA32_EFER")
     assert efer["lma"] == 1 and int(efer) == s.register("efer")
-    with pytest.raises(ValueError, match="not an MSR"):
+    with pytest.raises(mvnb.UnknownName, match="CR0 is not an MSR"):
         s.x86.rdmsr("CR0")
     _next_hit_is_the_next_tick(s)
 
@@ -233,3 +233,20 @@ def test_probes_refuse_outside_the_kernel_and_while_running(guest):
                 s.x86.rdmsr(0x1B)
         finally:
             s.interrupt(timeout=10)
+
+
+def test_unknown_register_names_list_close_matches(calibrating):
+    # Before: s.x86.msr("NO_SUCH_MSR") raised a plain KeyError.
+    _, s = calibrating
+    where = s.register("rip")
+    with pytest.raises(mvnb.UnknownName, match="no MSR named 'NO_SUCH_MSR'") as info:
+        s.x86.msr("NO_SUCH_MSR")
+    assert isinstance(info.value, mvnb.Error) and isinstance(info.value, KeyError)
+    with pytest.raises(mvnb.UnknownName) as info:
+        s.x86.msr("IA32_APIC_BAS")
+    assert info.value.matches == ("IA32_APIC_BASE",)
+    with pytest.raises(mvnb.UnknownName, match="did you mean ICR, CR4, CR3, CR0"):
+        s.x86.write_register("CR5", 0)
+    with pytest.raises(mvnb.UnknownName, match="did you mean RFLAGS"):
+        s.x86.register_widget("RFLAG")
+    assert s.register("rip") == where  # nothing ran in the guest

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import mvnb
 from mvnb.errors import Unsupported
 from mvnb.regs import LapicSnapshot, parse_info_lapic
 from mvnb.regs.lapic import SNAPSHOT_REGISTERS
@@ -273,3 +274,13 @@ def test_qemu_prints_the_xapic_ldr_in_x2apic_mode():
     assert LapicSnapshot.from_text(text)["ICR"].spec.name == "ICR"  # xAPIC layout by default
     assert cpu0["ICR"]["destination_mode"].enum == "logical" and cpu0["ICR"]["vector"] == 0xFB
     assert cpu0["IRR"]["vectors"] >> 236 & 1
+
+
+def test_snapshot_names_are_mvnb_errors():
+    base = LapicSnapshot.from_text(DATA.read_text())
+    snap = LapicSnapshot(dict(base), cpu=base.cpu, unread={"LAPIC_ID": "not in info lapic"})
+    with pytest.raises(mvnb.UnknownName, match="did you mean LVT_TIMER"):
+        snap["LVT_TIMR"]
+    with pytest.raises(mvnb.UnknownName, match="LAPIC_ID is not in the snapshot: not in info"):
+        snap["lapic_id"]
+    assert "LVT_TIMR" not in snap and snap.get("LVT_TIMR") is None  # still a Mapping

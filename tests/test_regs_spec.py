@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import mvnb
 import mvnb.regs as regs
 from mvnb.errors import SpecError
 from mvnb.regs import RegisterSpec, get, load
@@ -19,7 +20,7 @@ ISSUE_NAMES = [
     "IA32_APIC_BASE", "IA32_TSC_DEADLINE", "IA32_EFER", "RFLAGS", "CR0", "CR3", "CR4",
     "CPUID_1_EDX", "CPUID_1_ECX", "CPUID_6_EAX", "CPUID_80000007_EDX",
     "CPUID_40000000_EAX", "CPUID_40000000_EBX", "CPUID_40000000_ECX", "CPUID_40000000_EDX",
-    "CPUID_40000010_EAX", "CPUID_40000010_EBX",
+    "CPUID_40000010_EAX", "CPUID_40000010_EBX", "IOAPIC_REDTBL",
     "X2APIC_ID", "X2APIC_LDR", "X2APIC_ICR",  # issue 11: the x2APIC layouts
 ]  # fmt: skip
 
@@ -259,3 +260,19 @@ def test_the_documented_example_loads(tmp_path):
     rv = spec.decode(0x10030)
     assert rv["mask"].enum == "masked" and rv["vector"] == 0x30
     assert spec.reference.table == "3-4" and "290566" in spec.reference.edition
+
+
+def test_unknown_names_are_mvnb_errors_with_close_matches():
+    # Before: a plain KeyError, outside the mvnb.Error tree the README promises.
+    for call in (lambda: get("IA32_APIC_BAS"), lambda: regs.decode("IA32_APIC_BAS", 0)):
+        with pytest.raises(mvnb.UnknownName) as info:
+            call()
+        assert isinstance(info.value, mvnb.Error) and isinstance(info.value, KeyError)
+        assert info.value.matches == ("IA32_APIC_BASE",) and info.value.name == "IA32_APIC_BAS"
+        assert str(info.value).startswith("no register spec named 'IA32_APIC_BAS'; did you mean")
+    with pytest.raises(mvnb.UnknownName, match="did you mean timer_mode") as info:
+        regs.LVT_TIMER.field("timermode")
+    assert "fields: vector, delivery_status, mask, timer_mode" in str(info.value)
+    with pytest.raises(mvnb.UnknownName) as info:
+        get("NO_SUCH_MSR")
+    assert info.value.matches == () and "mvnb.regs.names()" in str(info.value)

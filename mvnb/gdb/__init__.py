@@ -12,6 +12,7 @@ from .columns import ColumnSource, Expression
 from .extensions import register_session_accessor
 from .session import Capabilities, Owner, Session, current, use
 from .stop import Frame, Stop
+from .symbols import SymbolCheck
 from .value import Value
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Owner",
     "Session",
     "Stop",
+    "SymbolCheck",
     "Value",
     "current",
     "register_session_accessor",

@@ -1,13 +1,18 @@
 """Breakpoints and watchpoints as objects that keep themselves up to date.
 
 The session's ``BreakpointTable`` updates ``hits`` from GDB's ``=breakpoint-modified``
-records as they arrive, so reading it costs no round trip.
+records as they arrive, so reading it costs no round trip. A breakpoint holds its session
+weakly: the table is reached from the MI reader thread, and a strong reference there would
+keep every session (and its VM) alive for ever.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
+
+from ..errors import SessionClosed
 
 if TYPE_CHECKING:
     from .mi import AsyncRecord
@@ -20,15 +25,23 @@ class Breakpoint:
     """A GDB breakpoint or watchpoint: ``number``, ``location``, ``address``, ``hits``."""
 
     def __init__(self, session: Session, info: dict[str, Any], location: str) -> None:
-        self._session = session
+        self._session_ref = weakref.ref(session)
         self.number = int(info["number"])
         self.location = location
         self.kind = info.get("type", "breakpoint")
         self.hardware = self.kind.startswith("hw") or info.get("type") == "hw breakpoint"
         self.temporary = info.get("disp") == "del"
         self.deleted = False
+        self.guard: str | None = None  # set by Session.guard: the TargetStuck message
         self._info: dict[str, Any] = {}
         self._update(info)
+
+    @property
+    def _session(self) -> Session:
+        session = self._session_ref()
+        if session is None:
+            raise SessionClosed(f"breakpoint {self.number}'s session is gone")
+        return session
 
     def _update(self, info: dict[str, Any]) -> None:
         self._info.update(info)
@@ -73,7 +86,8 @@ class Breakpoint:
         where = f" at {self.address:#x}" if self.address is not None else ""
         state = "" if self.enabled else ", disabled"
         gone = ", deleted" if self.deleted else ""
-        return (f"<Breakpoint {self.number} {self.kind} {self.location!r}{where}, "
+        kind = "guard" if self.guard else self.kind
+        return (f"<Breakpoint {self.number} {kind} {self.location!r}{where}, "
                 f"hits={self.hits}{state}{gone}>")
 
 

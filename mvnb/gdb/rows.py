@@ -90,7 +90,7 @@ class Rows:
         self.errors: list[str] = []
         self.bar: Any = None
         if progress:
-            from tqdm.auto import tqdm
+            from .._progress import tqdm
 
             self.bar = tqdm(total=count, desc=what, unit="hit", leave=False)
 

@@ -9,14 +9,16 @@ The session knows nothing of QEMU or x86. Whoever started the target may pass it
 ``owner`` (see :class:`Owner`) to explain why the target went away and where it came from;
 architecture helpers hang off the session as accessors (:mod:`mvnb.gdb.extensions`).
 
-This module is longer than the others (about 550 lines) on purpose: the ``Session`` class
+This module is longer than the others (about 650 lines) on purpose: the ``Session`` class
 is the public surface, and a reader finds each of its methods here. What is not surface
 lives beside it: the MI transport (``mi/``), the breakpoint table (``breakpoints.py``), MI
-answers as pandas objects (``frames.py``) and the sampler (``sampling.py``).
+answers as pandas objects (``frames.py``), the sampler (``sampling.py``) and which stubs
+are taken (``stubs.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -35,10 +37,11 @@ from ..errors import (
     GdbError,
     SessionClosed,
     TargetExited,
+    TargetStuck,
     TargetTimeout,
     Unsupported,
 )
-from . import frames, sampling
+from . import frames, physical, sampling, stubs, symbols
 from .breakpoints import Breakpoint, BreakpointTable
 from .mi import AsyncRecord, ResultRecord, Transport, quote
 from .stop import Frame, Stop
@@ -50,14 +53,16 @@ if TYPE_CHECKING:
 __all__ = ["Capabilities", "Owner", "Session", "current", "use"]
 
 _INTERRUPT_GRACE = 10.0
+_CONNECT_TIMEOUT = 15.0  # a stub answers in milliseconds; one that is busy never does
 _EXITED = ("exited", "exited-normally", "exited-signalled")
 _sessions: list[weakref.ref[Session]] = []
 _chosen: weakref.ref[Session] | None = None
 
 
 class Owner(Protocol):
-    """What started the target (a ``Qemu``): asked why the target went away, and for the
-    provenance recorded with samples."""
+    """What started the target (a ``Qemu``'s process record): asked why the target went
+    away, and for the provenance recorded with samples. It must not refer back to the
+    session, so that dropping both ends them without the garbage collector."""
 
     def poll(self) -> int | None: ...
 
@@ -82,8 +87,10 @@ class Capabilities:
 class Session:
     """A GDB process attached to one target. Create with ``Session.connect`` or ``vm.session()``.
 
-    The session is a context manager; ``close()`` ends GDB (the target is left as it is:
-    QEMU keeps running or paused, a stub that supports it is detached).
+    The session is a context manager; ``close()`` ends GDB, which detaches from the stub as
+    it exits: the target is not ended, and QEMU's stub lets a stopped guest run on.
+    Nothing but the caller keeps a session alive (breakpoints and values hold it weakly):
+    dropping the last reference closes it.
     """
 
     def __init__(self, *, gdb: str = "gdb", owner: Owner | None = None,
@@ -95,9 +102,11 @@ class Session:
         self._table = BreakpointTable()
         self._register_names: list[str] | None = None
         self._resumed_at = 0  # stop_seq when the target was last resumed
+        self._detached = False
         self.capabilities = Capabilities(qemu=False)
         self.address: str | None = None
         self.symbols: Path | None = None
+        self.symbol_offset = 0  # what load_symbols() relocated the symbols by
         argv = [_proc.require(gdb), "--interpreter=mi3", "--nx", "-q"]
         self._transport = Transport(argv, workdir=Path(self._workdir.name),
                                     on_async=self._table.on_async, popen=_proc.spawn)
@@ -107,6 +116,7 @@ class Session:
         except BaseException:
             self.close()
             raise
+        _sessions[:] = [ref for ref in _sessions if ref() is not None]
         _sessions.append(weakref.ref(self))
 
     def _setup(self, timeout: float) -> None:
@@ -136,8 +146,12 @@ class Session:
         """Attach a new GDB to a stub at ``address``: a unix socket path or ``host:port``.
 
         ``symbols`` is the guest's unstripped ELF; ``symbol_offset`` relocates it (a kernel
-        loaded somewhere other than its link address).
+        loaded somewhere other than its link address). A stub takes one client: while a
+        session of this process is attached to ``address`` this raises ``Error`` at once
+        (close or detach that one first); a stub busy with another process's debugger is
+        reported within about 20 s (15 s for GDB to give up, then its exit).
         """
+        stubs.check_free(str(address))  # before GDB starts: fail at once
         session = cls(gdb=gdb, owner=owner, timeout=timeout)
         try:
             if symbols is not None:
@@ -155,10 +169,16 @@ class Session:
         if not path.is_file():
             raise Error(f"symbol file {path} does not exist")
         if offset:
-            self.console(f"symbol-file -o {offset:#x} {path}", timeout=timeout)
+            self.console(f"symbol-file -o {offset & (1 << 64) - 1:#x} {path}", timeout=timeout)
         else:
             self.mi(f"-file-exec-and-symbols {quote(str(path))}", timeout=timeout)
         self.symbols = path
+        self.symbol_offset = offset or 0
+
+    def check_symbols(self, *, timeout: float | None = 30.0) -> symbols.SymbolCheck:
+        """Whether the symbols describe the running code (a KASLR slide, a constant offset):
+        a ``SymbolCheck`` with the offset found and ``.apply()`` (mvnb/gdb/symbols.py)."""
+        return symbols.check(self, timeout=timeout)
 
     def _attach(self, address: str, timeout: float) -> None:
         if "/" in address or os.path.exists(address):
@@ -168,9 +188,19 @@ class Session:
             raise Error(f"{address!r} is neither a socket path nor host:port")
         if " " in address:
             raise Error(f"GDB cannot connect to a path with spaces: {address!r}")
+        stubs.check_free(address, self)
         seq = self._transport.stop_seq
-        self.mi(f"-target-select remote {address}", timeout=timeout)
+        wait = _CONNECT_TIMEOUT if timeout is None else min(timeout, _CONNECT_TIMEOUT)
+        try:
+            self.mi(f"-target-select remote {address}", timeout=wait)
+        except TargetTimeout:
+            raise TargetTimeout(
+                f"the stub at {address} did not answer within {wait} s. A gdb stub takes one "
+                "client at a time: is another debugger attached to it (another notebook or "
+                "process)? Detach or close that one and connect again."
+            ) from None
         self.address = address
+        stubs.hold(address, self)
         # GDB reports the target's initial stop after ^connected.
         self._transport.wait_stopped(seq, 5.0)
         probe = self.console("maintenance packet qqemu.sstepbits", timeout=timeout)
@@ -213,6 +243,11 @@ class Session:
         return json.loads(self.mi(command, timeout=timeout).payload["json"])
 
     def _check_open(self) -> None:
+        if self._detached:
+            raise SessionClosed(
+                f"this session detached from the stub at {self.address}; attach a new one "
+                f"with mvnb.Session.connect({self.address!r}, symbols=...)"
+            )
         if self._closed:
             raise SessionClosed("this session was closed; open a new one")
         if self._transport.state == "exited":
@@ -258,8 +293,41 @@ class Session:
         return self._resume("-exec-finish", timeout, "finish")
 
     def until(self, location: str, *, timeout: float | None = 30.0) -> Stop:
-        """Run until ``location`` (or the current frame returns)."""
-        return self._resume(f"-exec-until {quote(location)}", timeout, f"until {location}")
+        """Run until ``location`` is reached in the current frame, or the frame returns.
+
+        GDB's MI says "location-reached" either way; here a stop because the frame returned
+        (at its caller's resume address, one frame up) has ``reason="function-finished"``,
+        as ``finish()`` would report it, and ``raw["reason"]`` keeps GDB's word.
+        """
+        caller = self._caller_pc()
+        stop = self._resume(f"-exec-until {quote(location)}", timeout, f"until {location}")
+        if (stop.reason == "location-reached" and caller is not None
+                and stop.frame is not None and stop.frame.address == caller
+                and caller not in self._addresses(location)):
+            stop = dataclasses.replace(stop, reason="function-finished")
+        return stop
+
+    def _caller_pc(self) -> int | None:
+        """The resume address in the caller of the selected frame (None at the outermost)."""
+        try:
+            frames = self.mi("-stack-list-frames 1 1").payload.get("stack", [])
+        except GdbError:
+            return None
+        addr = frames[0].get("addr", "") if frames else ""
+        return int(addr, 16) if isinstance(addr, str) and addr.startswith("0x") else None
+
+    def _addresses(self, location: str) -> set[int]:
+        """The code addresses ``location`` names, as GDB's ``info line`` resolves them."""
+        if location.startswith("*"):
+            try:
+                return {int(self.eval_many([location[1:]])[0])}
+            except (GdbError, TypeError, ValueError):
+                return set()
+        try:
+            text = self.console(f"info line {location}")
+        except GdbError:
+            return set()
+        return {int(a, 16) for a in re.findall(r"starts at address (0x[0-9a-fA-F]+)", text)}
 
     def interrupt(self, *, timeout: float = _INTERRUPT_GRACE) -> Stop | None:
         """Stop a running target; returns the Stop (None if it was not running)."""
@@ -285,6 +353,7 @@ class Session:
         stop = self._stop(record)
         if stop.reason in _EXITED:
             raise self._exited(stop)
+        self._check_guard(stop)
         return stop
 
     def _resume(self, command: str, timeout: float | None, what: str,
@@ -308,13 +377,19 @@ class Session:
             stop = self._interrupt_after(seq)
             raise TargetTimeout(
                 f"{what}: the target did not stop within {timeout} s; it was interrupted"
-                + (f" {stop}" if stop else "") + ". The session is usable.",
+                + (f" {stop}" if stop else "") + ". The session is usable."
+                + (symbols.timeout_note(self) if stop else ""),
                 stop,
             )
         stop = self._stop(record)
         if stop.reason in _EXITED:
             raise self._exited(stop)
+        self._check_guard(stop)
         return stop
+
+    def _check_guard(self, stop: Stop) -> None:
+        if stop.breakpoint is not None and stop.breakpoint.guard:
+            raise TargetStuck(f"{stop.breakpoint.guard}\n(stopped at {stop})", stop)
 
     def _interrupt_after(self, seq: int) -> Stop | None:
         if self._transport.state in ("exited", "closed"):
@@ -364,6 +439,18 @@ class Session:
         info = next(v for k, v in result.payload.items() if k in ("wpt", "hw-rwpt", "hw-awpt"))
         info = {"type": f"{access} watchpoint", **info}
         return self._table.add(Breakpoint(self, info, expr))
+
+    def guard(self, location: str, message: str) -> Breakpoint:
+        """A hardware breakpoint at a place the target is known never to leave.
+
+        A stop there raises ``TargetStuck(message)`` from ``cont()``, the steps and
+        ``wait_for_stop()`` at once, instead of a timeout much later; ``message`` should
+        say why the target got there and what to do. The target stays there and the
+        session is usable. ``Qemu`` arms the guards its guest needs (:mod:`mvnb.vm.traps`).
+        """
+        bp = self.hbreak(location)
+        bp.guard = message
+        return bp
 
     def breakpoints(self) -> list[Breakpoint]:
         """The breakpoints and watchpoints made through this session and not deleted."""
@@ -424,6 +511,12 @@ class Session:
         if len(data) < size:
             raise FaultError(f"cannot read memory at {expected:#x}", expected)
         return bytes(data)
+
+    def read_physical(self, address: int, size: int, *,
+                      timeout: float | None = 30.0) -> bytes:
+        """``size`` bytes at guest-physical ``address``, read the safest way the stub
+        offers (mvnb/gdb/physical.py); an unreadable range raises FaultError."""
+        return physical.read_physical(self, address, size, timeout=timeout)
 
     def write_memory(self, address: int, data: bytes) -> None:
         """Write ``data`` at virtual ``address``."""
@@ -497,10 +590,14 @@ class Session:
     # -- ending --------------------------------------------------------------------------
 
     def detach(self) -> None:
-        """Let the target go on without GDB (the stub stays up for another client)."""
+        """Let the target go on without GDB, and end GDB: the stub is free for another
+        client (``Session.connect(s.address)``). The session then says it is detached."""
+        self._check_open()
         if self.running:
             self.interrupt()
         self.mi("-target-detach")
+        self._detached = True
+        self.close()
 
     def kill(self) -> None:
         """Kill the target (QEMU exits: "Terminated via GDBstub")."""
@@ -510,15 +607,23 @@ class Session:
             pass
 
     def close(self) -> None:
-        """End GDB; the target is left as it is. Idempotent."""
+        """End GDB (it detaches: QEMU's stub resumes a stopped guest). Idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self.address is not None:
+            stubs.release(self.address, self)
         self._finalizer()
 
     @property
     def closed(self) -> bool:
+        """True once ``close()`` or ``detach()`` ended this session's GDB."""
         return self._closed
+
+    @property
+    def detached(self) -> bool:
+        """True once ``detach()`` let the target go (the stub is free for another client)."""
+        return self._detached
 
     @property
     def connected(self) -> bool:
@@ -532,7 +637,8 @@ class Session:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else self._transport.state
+        state = ("detached" if self._detached else "closed" if self._closed
+                 else self._transport.state)
         return f"<mvnb.Session {self.address or '(not attached)'} {state}>"
 
 

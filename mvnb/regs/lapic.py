@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Unsupported
+from ..errors import UnknownName, Unsupported
 from .registry import get
 from .spec import RegisterSpec
 from .value import RegisterValue, diff_rows
@@ -245,10 +245,12 @@ class LapicSnapshot(Mapping[str, RegisterValue]):
         try:
             return self._regs[name.upper()]
         except KeyError:
-            raise KeyError(
-                f"{name!r} is not in the snapshot (it holds {', '.join(self._regs)}"
-                + (f"; {', '.join(self.unread)} could not be read: see .unread" if self.unread
-                   else "") + ")"
+            why = self.unread.get(name.upper())
+            if why:
+                raise UnknownName(f"{name.upper()} is not in the snapshot: {why}", name) from None
+            raise UnknownName.among(
+                "register in the snapshot", name, self._regs,
+                f"it holds {', '.join(self._regs)}",
             ) from None
 
     def __iter__(self) -> Iterator[str]:

@@ -4,21 +4,18 @@ A Linux bzImage carries its version in the setup header (``kernel_version``,
 Documentation/x86/boot.rst); a vmlinux carries ``linux_banner``. Sections come from
 pyelftools. The symbol lookup does not use pyelftools' ``get_symbol_by_name``: on Debian's
 590 MB vmlinux it builds a Python dict of every symbol and took 6.7 s here (2026-11),
-against 0.1 s for the vectorised scan of ``.symtab`` below.
+against 0.1 s for the vectorised scan of ``.symtab`` in :mod:`mvnb.gdb.elffile`.
 """
 
 from __future__ import annotations
 
-import mmap
 import struct
 from pathlib import Path
 
-from ..errors import GuestError
+from ..errors import Error, GuestError
+from ..gdb.elffile import open_elf
 
 __all__ = ["bzimage_version", "elf_symbol_bytes", "linux_banner"]
-
-_SYMBOL = [("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
-           ("value", "<u8"), ("size", "<u8")]  # Elf64_Sym
 
 
 def bzimage_version(path: Path) -> str:
@@ -32,41 +29,14 @@ def bzimage_version(path: Path) -> str:
     return head[start : head.index(b"\0", start)].decode(errors="replace")
 
 
-def elf_symbol_bytes(path: Path, name: str) -> bytes:
-    """The bytes of symbol ``name`` in a 64-bit little-endian ELF file, from its .symtab."""
-    import numpy as np
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import SymbolTableSection
-
-    with open(path, "rb") as f:
-        try:
-            elf = ELFFile(f)
-        except ELFError as error:
-            raise GuestError(f"{path} is not an ELF file: {error}") from None
-        if elf.elfclass != 64 or not elf.little_endian:
-            raise GuestError(f"{path} is not a 64-bit little-endian ELF file")
-        symtab = next((s for s in elf.iter_sections() if isinstance(s, SymbolTableSection)
-                       and s["sh_type"] == "SHT_SYMTAB"), None)
-        if symtab is None:
-            raise GuestError(f"{path} has no symbol table; it is stripped")
-        strtab = elf.get_section(symtab["sh_link"])
-        sections = [(s["sh_addr"], s["sh_offset"]) for s in elf.iter_sections()]
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            strings = m[strtab["sh_offset"] : strtab["sh_offset"] + strtab["sh_size"]]
-            at = strings.find(b"\0" + name.encode() + b"\0")
-            if at < 0:
-                raise GuestError(f"{path} has no symbol {name}")
-            syms = np.frombuffer(m, dtype=np.dtype(_SYMBOL), count=symtab["sh_size"] // 24,
-                                 offset=symtab["sh_offset"])
-            hits = np.flatnonzero(syms["name"] == at + 1)
-            if not len(hits):
-                raise GuestError(f"{path} has no symbol {name}")
-            shndx, value, size = (int(syms[k][hits[0]]) for k in ("shndx", "value", "size"))
-            del syms  # releases the mmap
-            address, offset = sections[shndx]
-            start = offset + value - address
-            return bytes(m[start : start + size])
+def elf_symbol_bytes(path: Path, name: str, length: int | None = None) -> bytes:
+    """The bytes of symbol ``name`` in a 64-bit little-endian ELF file, from its .symtab
+    (``length`` bytes for a size-0 label; zeros in .bss). The scan lives in
+    :mod:`mvnb.gdb.elffile`, which the symbol check shares."""
+    try:
+        return open_elf(path).symbol_bytes(name, length)
+    except Error as error:
+        raise GuestError(str(error)) from None
 
 
 def linux_banner(path: Path) -> str:

@@ -7,12 +7,11 @@ fetched by :mod:`mvnb.vm.debian`.
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 from ..errors import GuestError
 
-__all__ = ["Guest", "kernel_hz"]
+__all__ = ["Guest"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +65,3 @@ class Guest:
             words.append("nokaslr")
         return " ".join(words)
 
-
-def kernel_hz(guest: Guest) -> int | None:
-    """CONFIG_HZ of a Linux guest, from the ``config-<release>`` file beside its kernel."""
-    for config in guest.kernel.parent.glob("config-*"):
-        match = re.search(r"^CONFIG_HZ=(\d+)$", config.read_text(errors="replace"), re.M)
-        if match:
-            return int(match.group(1))
-    return None

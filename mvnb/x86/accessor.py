@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
-from ..errors import Error, GdbError, Unsupported
+from ..errors import Error, GdbError, UnknownName, Unsupported
 from ..gdb.extensions import register_session_accessor
 from ..regs.cpuid import CpuidResult
 from ..regs.lapic import LAPIC_REGISTERS, LapicSnapshot
-from ..regs.registry import builtin_specs, get
+from ..regs.registry import builtin_specs, get, names
 from ..regs.spec import RegisterSpec
 from ..regs.value import RegisterValue
 from .lapic_cpu import LapicCpuReader
@@ -179,7 +179,7 @@ class X86:
     def msr(self, name: str | RegisterSpec, *,
             timeout: float | None = 30.0) -> RegisterValue:
         """An MSR decoded by its spec: ``msr("IA32_APIC_BASE")["base"]`` (SDM Vol. 4)."""
-        spec = get(name)
+        spec = _msr_spec(name)
         return RegisterValue(spec, self.rdmsr(_msr_number(spec), timeout=timeout))
 
     def tsc(self, *, address: int | None = None, timeout: float | None = 10.0) -> int:
@@ -275,7 +275,21 @@ def _msr_number(msr: int | str | RegisterSpec) -> int:
         if not 0 <= msr <= 0xFFFF_FFFF:
             raise ValueError(f"an MSR number is 32 bits, not {msr:#x}")
         return msr
-    spec = get(msr)
+    number = _msr_spec(msr).msr
+    assert number is not None
+    return number
+
+
+def _msr_spec(name: str | RegisterSpec) -> RegisterSpec:
+    """The spec of an MSR; UnknownName lists the MSRs with a spec when ``name`` is none."""
+    msrs = [n for n in names() if get(n).msr is not None]
+    hint = (f"{len(msrs)} MSRs have a spec, e.g. IA32_APIC_BASE, IA32_EFER and the x2APIC "
+            "registers (LVT_TIMER ...); rdmsr(number) reads any other")
+    try:
+        spec = get(name)
+    except UnknownName:
+        raise UnknownName.among("MSR", str(name), msrs, hint) from None
     if spec.msr is None:
-        raise ValueError(f"{spec.name} is not an MSR (it has no msr number in its spec)")
-    return spec.msr
+        raise UnknownName(f"{spec.name} is not an MSR (its spec has no msr number); {hint}",
+                          spec.name)
+    return spec

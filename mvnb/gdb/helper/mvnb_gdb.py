@@ -31,10 +31,17 @@ _CODES = {
 }
 _INTEGRAL = {"ptr", "enum", "flags", "int", "bool", "char"}
 ARRAY_LIMIT = 256
+FULL_DEPTH = 8  # how deep a value with no address (nothing to come back to) is read
+_AGGREGATE_CODES = {gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION, gdb.TYPE_CODE_ARRAY}
 
 
 def serialize(value, depth):
-    """A value as plain data: type, code, size, address, int/float, str, members."""
+    """A value as plain data: type, code, size, address, int/float, str, members.
+
+    A value GDB cannot give (optimized out, unavailable, unreadable memory) gets
+    ``"available": false`` and GDB's own rendering in ``str`` instead of failing the
+    whole answer; its siblings are still read.
+    """
     vtype = value.type
     stripped = vtype.strip_typedefs()
     code = _CODES.get(stripped.code, "other")
@@ -45,26 +52,69 @@ def serialize(value, depth):
     except gdb.error:
         out["address"] = None
     try:
-        if code in _INTEGRAL:
+        if code in ("struct", "union"):
+            if depth > 0:
+                out["fields"] = [
+                    [field.name, serialize(value[field], depth - 1)]
+                    for field in stripped.fields()
+                    if not field.artificial
+                ]
+        elif code == "array":
+            low, high = stripped.range()
+            out["length"] = high - low + 1
+            if depth > 0:
+                last = min(high, low + ARRAY_LIMIT - 1)
+                out["items"] = [serialize(value[i], depth - 1) for i in range(low, last + 1)]
+        elif code in _INTEGRAL:
             out["int"] = int(value)
         elif code == "float":
             out["float"] = float(value)
-        if code in ("struct", "union") and depth > 0:
-            out["fields"] = [
-                [field.name, serialize(value[field], depth - 1)]
-                for field in stripped.fields()
-                if not field.artificial
-            ]
-        elif code == "array" and depth > 0:
-            low, high = stripped.range()
-            last = min(high, low + ARRAY_LIMIT - 1)
-            out["items"] = [serialize(value[i], depth - 1) for i in range(low, last + 1)]
-            out["length"] = high - low + 1
         if code not in ("struct", "union", "array") or depth > 0:
             out["str"] = value.format_string()
-    except gdb.MemoryError as error:
+            if out["str"] == "<optimized out>":  # an aggregate optimized out as a whole
+                out["available"] = False
+    except gdb.error as error:  # gdb.MemoryError included
+        out.pop("int", None)
+        out.pop("float", None)
+        out["available"] = False
         out["error"] = str(error)
+        out["str"] = unavailable_text(value, error)
     return out
+
+
+def unavailable_text(value, error):
+    """What GDB prints in place of a value it cannot give."""
+    try:
+        if value.is_optimized_out:
+            return "<optimized out>"
+    except gdb.error:
+        pass
+    message = str(error)
+    if "optimized out" in message:
+        return "<optimized out>"
+    if "not available" in message or "unavailable" in message:
+        return "<unavailable>"
+    return f"<error: {message}>"
+
+
+def object_ref(value):
+    """An expression naming the object ``value`` is (``*(T *)ADDR``), or None when it has
+    no address or its type cannot be named (an anonymous struct)."""
+    try:
+        address = value.address
+    except gdb.error:
+        return None
+    if address is None:
+        return None
+    pointer = str(value.type.pointer())
+    if "{" in pointer:
+        return None
+    ref = f"(*({pointer}) {int(address):#x})"
+    try:
+        gdb.parse_and_eval(ref)  # GDB can parse the type back (no memory is read)
+    except gdb.error:
+        return None
+    return ref
 
 
 def plain(value):
@@ -87,18 +137,34 @@ class EvalCommand(gdb.MICommand):
         depth = int(argv[1]) if len(argv) > 1 else 2
         try:
             value = gdb.parse_and_eval(argv[0])
-            value.fetch_lazy()
         except gdb.error as error:
             raise gdb.GdbError(str(error)) from None
+        try:
+            value.fetch_lazy()
+        except gdb.MemoryError as error:  # as GDB's print: the value itself is unreadable
+            raise gdb.GdbError(str(error)) from None
+        except gdb.error:
+            pass  # optimized out or unavailable: serialize says so, as GDB's print does
         stripped = value.type.strip_typedefs()
         if stripped.code == gdb.TYPE_CODE_INT and stripped.sizeof > 1:
             # The common case, kept cheap: a plain integer prints as its decimal value, so
             # "str" is left to the reader (chars, size 1, print as 65 'A' and take the
-            # general path).
+            # general path). An optimized-out one takes the general path too.
+            try:
+                number = int(value)
+            except gdb.error:
+                return {"json": json.dumps(serialize(value, depth))}
             address = value.address
             at = "null" if address is None else int(address)
             return {"json": f'{{"type":{json.dumps(str(value.type))},"code":"int",'
-                            f'"size":{stripped.sizeof},"address":{at},"int":{int(value)}}}'}
+                            f'"size":{stripped.sizeof},"address":{at},"int":{number}}}'}
+        if stripped.code in _AGGREGATE_CODES:
+            ref = object_ref(value)
+            if ref is None:  # nothing to come back to later: read it all now
+                depth = max(depth, FULL_DEPTH)
+            out = serialize(value, depth)
+            out["ref"] = ref
+            return {"json": json.dumps(out)}
         return {"json": json.dumps(serialize(value, depth))}
 
 
@@ -138,6 +204,45 @@ class ReadManyCommand(gdb.MICommand):
             except gdb.MemoryError as error:
                 results.append({"error": str(error), "address": address})
         return {"json": json.dumps(results)}
+
+
+class ReadPhysicalCommand(gdb.MICommand):
+    """-mvnb-read-physical ADDRESS LENGTH: guest-physical memory through QEMU's stub.
+
+    ``Qqemu.PhyMemMode:1`` makes the stub read and write physical addresses, GDB's own
+    breakpoint insertions included; so the mode is switched on and off inside this one
+    command (no other command runs between), only while the target is stopped and
+    breakpoints are not always inserted (GDB inserts them on resume), and GDB's memory
+    cache is flushed after. Answers ``{"hex"}``, ``{"error"}`` or ``{"unsupported"}``.
+    """
+
+    def __init__(self):
+        super().__init__("-mvnb-read-physical")
+
+    def invoke(self, argv):
+        address, length = int(argv[0], 0), int(argv[1], 0)
+        thread = gdb.selected_thread()
+        if thread is None:
+            raise gdb.GdbError("no target is attached")
+        if thread.is_running():
+            raise gdb.GdbError("the target is running; interrupt it before reading memory")
+        if gdb.parameter("breakpoint always-inserted"):
+            return {"json": json.dumps({"unsupported": "breakpoint always-inserted is on"})}
+        reply = gdb.execute("maintenance packet Qqemu.PhyMemMode:1", to_string=True)
+        if 'received: "OK"' not in reply:
+            return {"json": json.dumps({"unsupported": reply.strip()})}
+        try:
+            data = gdb.selected_inferior().read_memory(address, length).tobytes()
+            result = {"hex": data.hex()}
+        except gdb.MemoryError as error:
+            result = {"error": str(error)}
+        finally:
+            back = gdb.execute("maintenance packet Qqemu.PhyMemMode:0", to_string=True)
+            gdb.execute("maintenance flush dcache", to_string=True)
+            if 'received: "OK"' not in back:
+                raise gdb.GdbError("QEMU's stub did not leave physical memory mode "
+                                   f"({back.strip()}); reconnect before reading memory")
+        return {"json": json.dumps(result)}
 
 
 class Collector(gdb.Breakpoint):
@@ -241,6 +346,7 @@ class CollectControlCommand(gdb.MICommand):
 EvalCommand()
 EvalManyCommand()
 ReadManyCommand()
+ReadPhysicalCommand()
 CollectStartCommand()
 CollectFetchCommand()
 CollectControlCommand()

@@ -4,14 +4,15 @@ Live fixtures are module-scoped (one booted guest per test module where state al
 a test that breaks its guest boots its own with ``boot``. At the end of the run, any
 ``qemu-system`` or ``gdb`` process this run started and left behind fails the run.
 
-Every live test runs once per QEMU build of ``--qemu`` (default: ``$MVNB_QEMU`` if set,
-else ``system,10.0``: Debian's QEMU and the cached QEMU 10): the session-scoped
-``qemu_build`` parameter, which ``guest``, ``boot`` and ``calibrating`` depend on. Test ids
-end in ``[qemu7.2]`` / ``[qemu10.0]``. While such a test runs, ``MVNB_QEMU`` names its
-build, so ``mvnb.Qemu(guest)`` in a test body starts it too. A test that needs particular
-builds says which and why with ``@pytest.mark.qemu("10", reason=...)`` (a version prefix);
-it is skipped, with the reason, when ``--qemu`` selects none of them. A build that is not
-cached is skipped with the command that fetches it.
+Every test that boots QEMU runs once per QEMU build of ``--qemu`` (default: ``$MVNB_QEMU``
+if set, else ``system,10.0``: Debian's QEMU and the cached QEMU 10): the session-scoped
+``qemu_build`` parameter, which ``boot`` and ``calibrating`` depend on and which every test
+marked ``live`` that takes ``guest`` (or ``generic``) gets too. Test ids end in
+``[qemu7.2]`` / ``[qemu10.0]``. While a build is current, ``MVNB_QEMU`` names it, so module
+fixtures and test bodies that call ``mvnb.Qemu(guest)`` or ``boot_to`` start it too. A test
+that needs particular builds says which and why with ``@pytest.mark.qemu("10", reason=...)``
+(a version prefix); it is skipped, with the reason, when ``--qemu`` selects none of them. A
+build that is not cached is skipped with the command that fetches it.
 """
 
 from __future__ import annotations
@@ -65,10 +66,22 @@ def _matches(build: QemuBuild, prefix: str) -> bool:
     return build.version_tuple[:len(want)] == want
 
 
+def _runs_qemu(metafunc: pytest.Metafunc) -> bool:
+    """A test that boots QEMU: it uses ``boot``/``calibrating``/``qemu_build``, or it is
+    marked live and takes a guest (and starts ``mvnb.Qemu`` itself)."""
+    names = set(metafunc.fixturenames)
+    if "qemu_build" in names:
+        return True
+    live = metafunc.definition.get_closest_marker("live") is not None
+    return live and bool(names & {"guest", "generic"})
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One instance of every test that uses ``qemu_build`` per selected build (above)."""
-    if "qemu_build" not in metafunc.fixturenames:
+    """One instance of every test that boots QEMU per selected build (above)."""
+    if not _runs_qemu(metafunc):
         return
+    if "qemu_build" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("qemu_build")
     marker = metafunc.definition.get_closest_marker("qemu")
     params = []
     seen = set()
@@ -92,19 +105,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("qemu_build", params, indirect=True, scope="session")
 
 
+#: MVNB_QEMU as the run began: what tests that boot no QEMU of their own see.
+_MVNB_QEMU = os.environ.get("MVNB_QEMU")
+
+
+def _restore_mvnb_qemu() -> None:
+    if _MVNB_QEMU is None:
+        os.environ.pop("MVNB_QEMU", None)
+    else:
+        os.environ["MVNB_QEMU"] = _MVNB_QEMU
+
+
 @pytest.fixture(scope="session")
-def qemu_build(request: pytest.FixtureRequest) -> QemuBuild:
-    """The QEMU build this instance of a live test runs on (see the module docstring)."""
-    return request.param
+def qemu_build(request: pytest.FixtureRequest) -> Iterator[QemuBuild]:
+    """The QEMU build this instance of a live test runs on (see the module docstring).
+
+    While it is the current build, ``MVNB_QEMU`` names it, so module fixtures and test
+    bodies that start ``mvnb.Qemu(guest)`` or ``boot_to`` without ``qemu=`` run it too.
+    """
+    build: QemuBuild = request.param
+    os.environ["MVNB_QEMU"] = str(build.binary)
+    yield build
+    _restore_mvnb_qemu()
 
 
 @pytest.fixture(autouse=True)
-def _qemu_for_the_test_body(request: pytest.FixtureRequest,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """``mvnb.Qemu(guest)`` in a live test's body starts the test's build."""
-    if "qemu_build" in request.fixturenames:
-        build = request.getfixturevalue("qemu_build")
-        monkeypatch.setenv("MVNB_QEMU", str(build.binary))
+def _qemu_of_the_test(request: pytest.FixtureRequest) -> None:
+    """A test that is not run per build sees MVNB_QEMU as the run began (the last build's
+    ``qemu_build`` may still be set up)."""
+    if "qemu_build" not in request.fixturenames:
+        _restore_mvnb_qemu()
 
 
 def _children() -> list[tuple[int, str]]:
@@ -142,8 +172,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def guest(qemu_build: QemuBuild) -> mvnb.Guest:
-    """The Debian cloud guest; asking for it makes a test live on every selected build."""
+def guest() -> mvnb.Guest:
+    """The Debian cloud guest (a live test that takes it runs on every selected build)."""
     return mvnb.guests.debian_cloud(progress=False)
 
 

@@ -66,22 +66,33 @@ def _matches(build: QemuBuild, prefix: str) -> bool:
     return build.version_tuple[:len(want)] == want
 
 
+#: Live modules that run on the first build of --qemu only, and why: what they test does
+#: not depend on the QEMU version, and the suite must stay well under 15 minutes on 2 cores.
+ONE_BUILD = {
+    "test_symbols_live.py": "symbols, KASLR and GDB's offsets are the kernel's and GDB's, "
+                            "not QEMU's",
+    "test_values_live.py": "GDB's values as Python objects: no QEMU in them",
+    "test_lifetimes_live.py": "the lifetimes of QEMU and GDB processes: the same code for "
+                              "every build",
+    "test_cli.py": "the demo command's own path (its boot is test_session_live's)",
+    "test_hz.py": "HZ is the kernel's, not QEMU's",
+}
+
+
 def _runs_qemu(metafunc: pytest.Metafunc) -> bool:
-    """A test that boots QEMU: it uses ``boot``/``calibrating``/``qemu_build``, or it is
-    marked live and takes a guest (and starts ``mvnb.Qemu`` itself)."""
+    """A test that boots QEMU: marked live and taking a guest (``guest``, ``generic``), or
+    using ``boot``/``calibrating``/``qemu_build`` itself."""
     names = set(metafunc.fixturenames)
-    if "qemu_build" in names:
-        return True
+    if "qemu_build" not in names:
+        return False
     live = metafunc.definition.get_closest_marker("live") is not None
-    return live and bool(names & {"guest", "generic"})
+    return live or bool(names & {"boot", "calibrating"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One instance of every test that boots QEMU per selected build (above)."""
     if not _runs_qemu(metafunc):
         return
-    if "qemu_build" not in metafunc.fixturenames:
-        metafunc.fixturenames.append("qemu_build")
     marker = metafunc.definition.get_closest_marker("qemu")
     params = []
     seen = set()
@@ -102,6 +113,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = [pytest.param(None, id=f"qemu{marker.args[0]}", marks=pytest.mark.skip(
             reason=f"needs QEMU {marker.args[0]} ({marker.kwargs.get('reason', 'see the test')}); "
                    f"--qemu selects {','.join(_selected(metafunc.config))}"))]
+    if metafunc.definition.path.name in ONE_BUILD:
+        params = params[:1]
     metafunc.parametrize("qemu_build", params, indirect=True, scope="session")
 
 
@@ -118,12 +131,14 @@ def _restore_mvnb_qemu() -> None:
 
 @pytest.fixture(scope="session")
 def qemu_build(request: pytest.FixtureRequest) -> Iterator[QemuBuild]:
-    """The QEMU build this instance of a live test runs on (see the module docstring).
+    """The QEMU build this instance of a live test runs on (see the module docstring); for
+    a test that boots no QEMU (it takes ``guest`` for its files), the first of ``--qemu``.
 
     While it is the current build, ``MVNB_QEMU`` names it, so module fixtures and test
     bodies that start ``mvnb.Qemu(guest)`` or ``boot_to`` without ``qemu=`` run it too.
     """
-    build: QemuBuild = request.param
+    build: QemuBuild = getattr(request, "param", None) or _resolve(
+        _selected(request.config)[0])
     os.environ["MVNB_QEMU"] = str(build.binary)
     yield build
     _restore_mvnb_qemu()
@@ -172,13 +187,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def guest() -> mvnb.Guest:
-    """The Debian cloud guest (a live test that takes it runs on every selected build)."""
+def guest(qemu_build: QemuBuild) -> mvnb.Guest:
+    """The Debian cloud guest; a live test that takes it runs on every selected build."""
     return mvnb.guests.debian_cloud(progress=False)
 
 
 @pytest.fixture(scope="session")
-def generic() -> mvnb.Guest:
+def generic(qemu_build: QemuBuild) -> mvnb.Guest:
     """Debian's generic kernel (flavour "amd64") with its own -dbg symbols, from the cache.
 
     Its -dbg package is an 860 MB download, fetched once by setup (`mvnb guest fetch

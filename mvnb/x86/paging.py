@@ -1,13 +1,13 @@
 """The guest's page tables: what a virtual address maps to, and where a physical page is mapped.
 
 ``translate`` asks QEMU (monitor ``gva2gpa``, which walks the current CPU's tables in any
-paging mode). ``find_mapping`` walks the tables itself from CR3, 4- or 5-level (CR4.LA57;
-Intel SDM Vol. 3A, Order Number 253668-068US, Section 4.5, Figures 4-8 to 4-11 and Tables
-4-15 to 4-20), reading them as physical memory through QEMU's gdb stub
-(``Qqemu.PhyMemMode:1``, QEMU 4.1 and later). It searches the upper (kernel) half from the
-top down, where kernels map devices (Linux's fixmap is just below the vsyscall page), and
-reads at most ``max_tables`` tables. Both need QEMU's stub; elsewhere they raise
-:class:`mvnb.errors.Unsupported`.
+paging mode; :class:`mvnb.errors.Unsupported` on other stubs). ``find_mapping`` walks the
+tables itself from CR3, 4- or 5-level (CR4.LA57; Intel SDM Vol. 3A, Order Number
+253668-068US, Section 4.5, Figures 4-8 to 4-11 and Tables 4-15 to 4-20), reading them with
+``Session.read_physical`` (QEMU's physical-memory mode, else ``xp``, else the kernel's
+direct map: mvnb/gdb/physical.py). It searches the upper (kernel) half from the top down,
+where kernels map devices (Linux's fixmap is just below the vsyscall page), and reads at
+most ``max_tables`` tables.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..errors import Error, GdbError, Unsupported
+from ..errors import Error, Unsupported
 
 if TYPE_CHECKING:
     from ..gdb import Session
@@ -54,9 +54,8 @@ def find_mapping(s: Session, physical: int, *, max_tables: int = 256,
         raise Unsupported(f"the stub at {s.address} shows no CR3/CR4: cannot walk page tables")
     levels = 5 if int(regs["cr4"]) & _LA57 else 4
     top = int(regs["cr3"]) & _ADDRESS
-    with _PhysicalMemory(s, timeout) as memory:
-        walk = _Walk(memory, physical, levels, max_tables)
-        return walk.table(top, 0, 0)
+    walk = _Walk(_PhysicalMemory(s, timeout), physical, levels, max_tables)
+    return walk.table(top, 0, 0)
 
 
 class _Walk:
@@ -101,31 +100,11 @@ class _Walk:
 
 
 class _PhysicalMemory:
-    """QEMU's gdb stub in physical-memory mode for the duration of a ``with``."""
+    """Page tables read through ``Session.read_physical``."""
 
     def __init__(self, s: Session, timeout: float | None) -> None:
         self.s = s
         self.timeout = timeout
 
-    def __enter__(self) -> _PhysicalMemory:
-        reply = self._packet("Qqemu.PhyMemMode:1")
-        if reply != "OK":
-            raise Unsupported(f"the stub at {self.s.address} cannot read physical memory "
-                              f"(Qqemu.PhyMemMode:1 answered {reply!r}; QEMU 4.1+ can)")
-        self.s.console("maintenance flush dcache", timeout=self.timeout)
-        return self
-
     def read(self, address: int, size: int) -> bytes:
-        return self.s.read_memory(address, size, timeout=self.timeout)
-
-    def __exit__(self, *exc: object) -> None:
-        self._packet("Qqemu.PhyMemMode:0")
-        self.s.console("maintenance flush dcache", timeout=self.timeout)
-
-    def _packet(self, packet: str) -> str:
-        try:
-            text = self.s.console(f"maintenance packet {packet}", timeout=self.timeout)
-        except GdbError as error:
-            return str(error)
-        m = re.search(r'received: "(.*)"', text)
-        return m[1] if m else text.strip()
+        return self.s.read_physical(address, size, timeout=self.timeout)

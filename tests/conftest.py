@@ -145,11 +145,15 @@ def qemu_build(request: pytest.FixtureRequest) -> Iterator[QemuBuild]:
 
 
 @pytest.fixture(autouse=True)
-def _qemu_of_the_test(request: pytest.FixtureRequest) -> None:
-    """A test that is not run per build sees MVNB_QEMU as the run began (the last build's
-    ``qemu_build`` may still be set up)."""
-    if "qemu_build" not in request.fixturenames:
-        _restore_mvnb_qemu()
+def _qemu_of_the_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MVNB_QEMU during a test: its build, or for a test not run per build the value the run
+    began with (the last build's ``qemu_build`` may still be set up); put back after it."""
+    if "qemu_build" in request.fixturenames:
+        monkeypatch.setenv("MVNB_QEMU", str(request.getfixturevalue("qemu_build").binary))
+    elif _MVNB_QEMU is None:
+        monkeypatch.delenv("MVNB_QEMU", raising=False)
+    else:
+        monkeypatch.setenv("MVNB_QEMU", _MVNB_QEMU)
 
 
 def _children() -> list[tuple[int, str]]:

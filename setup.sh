@@ -33,6 +33,7 @@ if [ "$what" = test ]; then
   need gdbserver gdbserver
   need chromium chromium
   need jekyll jekyll
+  need objcopy binutils  # notebooks/symbols.ipynb relinks a symbol file with objcopy
   # the theme of the real-Jekyll publish test (Debian packages the gem; no Bundler needed)
   dpkg-query -W -f='${Status}' jekyll-theme-minima 2>/dev/null | grep -q "ok installed" \
     || packages+=(jekyll-theme-minima)

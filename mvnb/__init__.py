@@ -61,6 +61,7 @@ __all__ = [
     "current",
     "guests",
     "load_ipython_extension",
+    "publish",
     "regs",
     "tables",
     "timing",
@@ -69,12 +70,13 @@ __all__ = [
     "x86",
 ]
 
-_LAZY = ("regs", "tables", "timing", "widgets")
+_LAZY = ("publish", "regs", "tables", "timing", "widgets")
 
 
 def __getattr__(name: str) -> Any:
-    """``mvnb.regs``, ``mvnb.tables``, ``mvnb.timing`` and ``mvnb.widgets`` are imported on
-    first use."""
+    """``mvnb.publish``, ``mvnb.regs``, ``mvnb.tables``, ``mvnb.timing`` and ``mvnb.widgets``
+    are imported on first use (``mvnb.publish.provenance(vm)`` after a plain ``import mvnb``,
+    as the README's notebooks end)."""
     if name in _LAZY:
         import importlib
 

@@ -8,8 +8,9 @@ Every test that boots QEMU runs once per QEMU build of ``--qemu`` (default: ``$M
 if set, else ``system,10.0``: Debian's QEMU and the cached QEMU 10): the session-scoped
 ``qemu_build`` parameter, which ``boot`` and ``calibrating`` depend on and which every test
 marked ``live`` that takes ``guest`` (or ``generic``) gets too. Test ids end in
-``[qemu7.2]`` / ``[qemu10.0]``. While a build is current, ``MVNB_QEMU`` names it, so module
-fixtures and test bodies that call ``mvnb.Qemu(guest)`` or ``boot_to`` start it too. A test
+``[qemu7.2]`` / ``[qemu10.0]``. From before such a test's fixtures are set up, ``MVNB_QEMU``
+names its build, so module fixtures and test bodies that call ``mvnb.Qemu(guest)`` or
+``boot_to`` start it too; other items (notebooks too) see the run's own value. A test
 that needs particular builds says which and why with ``@pytest.mark.qemu("10", reason=...)``
 (a version prefix); it is skipped, with the reason, when ``--qemu`` selects none of them. A
 build that is not cached is skipped with the command that fetches it.
@@ -122,38 +123,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 _MVNB_QEMU = os.environ.get("MVNB_QEMU")
 
 
-def _restore_mvnb_qemu() -> None:
-    if _MVNB_QEMU is None:
+@pytest.fixture(scope="session")
+def qemu_build(request: pytest.FixtureRequest) -> QemuBuild:
+    """The QEMU build this instance of a live test runs on (see the module docstring); for
+    a test that boots no QEMU (it takes ``guest`` for its files), the first of ``--qemu``."""
+    return getattr(request, "param", None) or _resolve(_selected(request.config)[0])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture of a test is set up: MVNB_QEMU names the test's build, so module
+    fixtures and test bodies that call ``mvnb.Qemu(guest)`` or ``boot_to`` without ``qemu=``
+    start it; every other item (unit tests, notebooks under nbval) sees the run's own value."""
+    callspec = getattr(item, "callspec", None)
+    build = callspec.params.get("qemu_build") if callspec is not None else None
+    if build is not None:
+        os.environ["MVNB_QEMU"] = str(build.binary)
+    elif _MVNB_QEMU is None:
         os.environ.pop("MVNB_QEMU", None)
     else:
         os.environ["MVNB_QEMU"] = _MVNB_QEMU
-
-
-@pytest.fixture(scope="session")
-def qemu_build(request: pytest.FixtureRequest) -> Iterator[QemuBuild]:
-    """The QEMU build this instance of a live test runs on (see the module docstring); for
-    a test that boots no QEMU (it takes ``guest`` for its files), the first of ``--qemu``.
-
-    While it is the current build, ``MVNB_QEMU`` names it, so module fixtures and test
-    bodies that start ``mvnb.Qemu(guest)`` or ``boot_to`` without ``qemu=`` run it too.
-    """
-    build: QemuBuild = getattr(request, "param", None) or _resolve(
-        _selected(request.config)[0])
-    os.environ["MVNB_QEMU"] = str(build.binary)
-    yield build
-    _restore_mvnb_qemu()
-
-
-@pytest.fixture(autouse=True)
-def _qemu_of_the_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """MVNB_QEMU during a test: its build, or for a test not run per build the value the run
-    began with (the last build's ``qemu_build`` may still be set up); put back after it."""
-    if "qemu_build" in request.fixturenames:
-        monkeypatch.setenv("MVNB_QEMU", str(request.getfixturevalue("qemu_build").binary))
-    elif _MVNB_QEMU is None:
-        monkeypatch.delenv("MVNB_QEMU", raising=False)
-    else:
-        monkeypatch.setenv("MVNB_QEMU", _MVNB_QEMU)
 
 
 def _children() -> list[tuple[int, str]]:

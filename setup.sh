@@ -4,7 +4,8 @@
 #   ./setup.sh demo   installs everything, boots the default guest to its LAPIC timer
 #                     calibration, prints what it found, and publishes the first-session
 #                     notebook as a blog post into ./site (MVNB_DEMO_SITE), printing its path
-#   ./setup.sh test   installs what the tests need, then runs the whole test suite
+#   ./setup.sh test   installs what the tests need (QEMU 10 from bookworm-backports too),
+#                     then runs the whole test suite, the live tests on both QEMUs
 #
 # Installing means: the OS packages that are missing (QEMU, GDB, ...) through apt, a
 # virtual environment in .venv with mvnb in editable mode, and the guest kernel cache
@@ -67,6 +68,17 @@ say "guest kernel (cached in ${XDG_CACHE_HOME:-$HOME/.cache}/mvnb)"
 if [ "$what" = test ]; then
   # the symbol-placement tests boot Debian's generic kernel (KASLR) too: about 930 MB, once
   .venv/bin/mvnb guest fetch --flavour amd64
+fi
+
+# -- QEMU 10, the second QEMU the live tests run on (tests/conftest.py: --qemu) ------------
+if [ "$what" = test ]; then
+  if .venv/bin/python -c 'from mvnb.vm.builds import resolve_qemu; resolve_qemu("10.0")' \
+      >/dev/null 2>&1; then
+    say "QEMU 10.0: already here (mvnb qemu list)"
+  else
+    say "QEMU 10.0 from bookworm-backports (cached in ${XDG_CACHE_HOME:-$HOME/.cache}/mvnb/qemu)"
+    .venv/bin/mvnb qemu fetch --version 10.0
+  fi
 fi
 
 # -- the job -------------------------------------------------------------------------------

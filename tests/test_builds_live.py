@@ -1,8 +1,8 @@
 """QEMU builds for real: a fetch from bookworm-backports, and the Debian guest on QEMU 10.
 
 The fetch downloads about 14 MB and runs only with ``MVNB_TEST_FETCH=1`` (into a temporary
-cache, so the normal suite never downloads again); the boot uses the QEMU 10 build already
-in the cache (``mvnb qemu fetch --version 10.0``) and is skipped, saying so, without one.
+cache, so the normal suite never downloads again); the boot runs on the QEMU 10 build of
+``--qemu`` (tests/conftest.py), skipped, saying so, when there is none.
 """
 
 from __future__ import annotations
@@ -60,15 +60,9 @@ def test_fetch_into_an_empty_cache(tmp_path, monkeypatch):
         builds.fetch_qemu("1.0", progress=False)
 
 
-@pytest.fixture(scope="module")
-def qemu10() -> builds.QemuBuild:
-    try:
-        return builds.resolve_qemu("10")
-    except QemuError:
-        pytest.skip("no QEMU 10 in the cache; fetch it with `mvnb qemu fetch --version 10.0`")
-
-
-def test_cpuid_shows_x2apic_on_qemu10(guest, qemu10):
+@pytest.mark.qemu("10", reason="QEMU 7.2's TCG has no x2APIC")
+def test_cpuid_shows_x2apic_on_qemu10(guest, qemu_build):
+    qemu10 = qemu_build
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         vm, s, _ = mvnb.boot_to(guest, "lapic_cal_handler", qemu=qemu10,

@@ -270,6 +270,8 @@ def test_qemu_prints_the_xapic_ldr_in_x2apic_mode():
     cpu0 = LapicSnapshot.from_text(
         (RECORDED / "info_lapic_qemu10_q35_x2apic_cpu0_smp.txt").read_text(), x2apic=True)
     assert int(cpu0["ICR"]) >> 32 == x2apic_ldr
+    assert cpu0["ICR"].spec.name == "X2APIC_ICR" and cpu0["ICR"]["destination"] == x2apic_ldr
+    assert LapicSnapshot.from_text(text)["ICR"].spec.name == "ICR"  # xAPIC layout by default
     assert cpu0["ICR"]["destination_mode"].enum == "logical" and cpu0["ICR"]["vector"] == 0xFB
     assert cpu0["IRR"]["vectors"] >> 236 & 1
 

@@ -61,6 +61,9 @@ __all__ = [
     "TIMER_ICR",
     "TMR",
     "TPR",
+    "X2APIC_ICR",
+    "X2APIC_ID",
+    "X2APIC_LDR",
     "CpuidLocation",
     "CpuidResult",
     "EnumValue",
@@ -103,6 +106,9 @@ LVT_ERROR = get("LVT_ERROR")
 TIMER_ICR = get("TIMER_ICR")
 TIMER_CCR = get("TIMER_CCR")
 TIMER_DCR = get("TIMER_DCR")
+X2APIC_ID = get("X2APIC_ID")
+X2APIC_LDR = get("X2APIC_LDR")
+X2APIC_ICR = get("X2APIC_ICR")
 IA32_APIC_BASE = get("IA32_APIC_BASE")
 IA32_TSC_DEADLINE = get("IA32_TSC_DEADLINE")
 IA32_EFER = get("IA32_EFER")

@@ -6,13 +6,16 @@ is QEMU's ``x86_cpu_dump_local_apic_state`` (target/i386/cpu-dump.c), the same i
 and 10.0 (recorded texts of both in tests/data; docs/qemu-versions.md). Register layouts:
 Intel SDM Vol. 3A, Order Number 253668-068US, Chapter 10 (Chapter 11 in editions from 2022
 on). ``info lapic`` shows neither the APIC ID, the Version nor the TMR (only the "(level)"
-marks of vectors pending or in service), so those are not in a snapshot.
+marks of vectors pending or in service): ``s.x86.lapic()`` has the CPU read those
+(:mod:`mvnb.x86.lapic_cpu`), and a snapshot holds any of :data:`LAPIC_REGISTERS`.
 
 The text does not say whether the APIC is in x2APIC mode, and in that mode its DFR and LDR
 fields are not the registers: QEMU 10 prints its xAPIC ``log_dest``/``dest_mode`` fields,
 while the x2APIC LDR (MSR 0x80D, SDM Section 10.12.10.2) is a separate value it does not
 print (hw/intc/apic.c ``extended_log_dest``), and DFR does not exist in x2APIC mode. Pass
-``x2apic=True`` (IA32_APIC_BASE.EXTD) to leave them out instead of misreading them.
+``x2apic=True`` (IA32_APIC_BASE.EXTD) to leave them out instead of misreading them. In x2APIC
+mode the ID, LDR and ICR have other layouts (``X2APIC_ID``, ``X2APIC_LDR``, ``X2APIC_ICR`` in
+specs/lapic.yaml; :func:`layout` picks the one of a mode).
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UnknownName, Unsupported
 from .registry import get
+from .spec import RegisterSpec
 from .value import RegisterValue, diff_rows
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SNAPSHOT_REGISTERS", "X2APIC_UNREAD", "LapicSnapshot", "parse_info_lapic"]
+__all__ = [
+    "LAPIC_REGISTERS",
+    "NOT_IN_X2APIC",
+    "SNAPSHOT_REGISTERS",
+    "X2APIC_LAYOUTS",
+    "X2APIC_UNREAD",
+    "LapicSnapshot",
+    "layout",
+    "parse_info_lapic",
+]
 
 #: QEMU's LVT labels → mvnb register names.
 QEMU_LVT_NAMES = {
@@ -61,6 +74,23 @@ SNAPSHOT_REGISTERS = (
     "LDR",
     "DFR",
 )
+#: Every register a snapshot can hold, in display order: what ``info lapic`` shows plus
+#: the ID, the Version, the TMR and the CMCI LVT, which only the CPU's own reads return.
+LAPIC_REGISTERS = (
+    "LAPIC_ID", "LAPIC_VERSION",
+    "LVT_TIMER", "TIMER_DCR", "TIMER_ICR", "TIMER_CCR",
+    "LVT_LINT0", "LVT_LINT1", "LVT_PERF", "LVT_THERMAL", "LVT_ERROR", "LVT_CMCI",
+    "SVR", "ESR", "ICR", "ISR", "TMR", "IRR", "TPR", "APR", "PPR", "LDR", "DFR",
+)
+#: Registers whose bits mean something else in x2APIC mode → the spec of that layout
+#: (SDM Vol. 3A 10.12.1.2 Table 10-6, 10.12.9, 10.12.10.1).
+X2APIC_LAYOUTS = {"LAPIC_ID": "X2APIC_ID", "LDR": "X2APIC_LDR", "ICR": "X2APIC_ICR"}
+#: Registers with no x2APIC MSR (SDM Vol. 3A 10.12.1.2, Table 10-6), and why.
+NOT_IN_X2APIC = {
+    "APR": "x2APIC mode has no APR (no MSR 0x809 in SDM Vol. 3A Table 10-6)",
+    "DFR": "x2APIC mode has no DFR (SDM Vol. 3A Section 10.12.1.2)",
+    "RRD": "x2APIC mode has no remote read register (SDM Vol. 3A Table 10-6)",
+}
 
 _HEX = r"0x([0-9a-fA-F]+)"
 _CPU = re.compile(r"dumping local APIC state for CPU\s+(\d+)")
@@ -90,6 +120,12 @@ X2APIC_UNREAD = {
            "(MSR 0x80D)",
     "DFR": "x2APIC mode: there is no DFR (SDM Vol. 3A Section 10.12.1.2)",
 }
+
+
+def layout(name: str, *, x2apic: bool) -> RegisterSpec:
+    """The spec that decodes register ``name`` in the APIC's mode (x2APIC: ID, LDR, ICR differ)."""
+    spec = get(name)
+    return get(X2APIC_LAYOUTS[spec.name]) if x2apic and spec.name in X2APIC_LAYOUTS else spec
 
 
 def parse_info_lapic(text: str, *, x2apic: bool = False) -> dict[str, int]:
@@ -188,12 +224,15 @@ class LapicSnapshot(Mapping[str, RegisterValue]):
         """Parse QEMU's ``info lapic`` output (``Session.lapic()`` calls this).
 
         ``x2apic``: whether the APIC is in x2APIC mode (IA32_APIC_BASE.EXTD); in that mode
-        LDR and DFR go to ``unread`` (see :func:`parse_info_lapic`). None reads the text as
-        xAPIC, the only mode QEMU 7.2's TCG has.
+        LDR and DFR go to ``unread`` (see :func:`parse_info_lapic`) and the ICR decodes with
+        its x2APIC layout (``X2APIC_ICR``). None reads the text as xAPIC, the only mode QEMU
+        7.2's TCG has.
         """
         m = _CPU.search(text)
+        raw = parse_info_lapic(text, x2apic=bool(x2apic))
         return cls(
-            parse_info_lapic(text, x2apic=bool(x2apic)),
+            {name: RegisterValue(layout(name, x2apic=bool(x2apic)), value)
+             for name, value in raw.items()},
             cpu=int(m[1]) if m else None,
             location=location,
             timestamp=timestamp,
@@ -211,7 +250,7 @@ class LapicSnapshot(Mapping[str, RegisterValue]):
                 raise UnknownName(f"{name.upper()} is not in the snapshot: {why}", name) from None
             raise UnknownName.among(
                 "register in the snapshot", name, self._regs,
-                f"'info lapic' shows {', '.join(self._regs)}",
+                f"it holds {', '.join(self._regs)}",
             ) from None
 
     def __iter__(self) -> Iterator[str]:

@@ -21,7 +21,7 @@ are pooled into percentiles too.
 Start-up: reset to the first ``lapic_cal_handler`` hit (QEMU started paused, symbols loaded
 with GDB's index cache on for every peer, hardware breakpoint, continue): mvnb, ``gdb
 -batch``, tuned pygdbmi, avatar2, interleaved; boots that fell into the TSC-calibration
-trap (mvnb/boot.py) are not counted, for any peer.
+trap (mvnb/vm/boot.py) are not counted, for any peer.
 
 Writes bench/results/mi_latency.json. Not a test: figures.
 
@@ -53,7 +53,7 @@ from _peers import (
 )
 
 import mvnb
-from mvnb.boot import host_tsc_khz
+from mvnb.vm.host_clock import host_tsc_khz
 
 warnings.simplefilter("ignore", RuntimeWarning)  # boot_to's 'booting again' notes
 
@@ -268,7 +268,7 @@ def main() -> None:
             for vm, _ in vms.values():
                 vm.close()
     # Every peer boots the same command line; with the host's TSC rate given, the guest does
-    # not fall into the TSC-calibration trap (mvnb/boot.py) on a busy machine.
+    # not fall into the TSC-calibration trap (mvnb/vm/boot.py) on a busy machine.
     khz = host_tsc_khz()
     booted = dataclasses.replace(guest, cmdline=f"{guest.cmdline} tsc_early_khz={khz}") \
         if khz else guest

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import shlex
 import sys
 import warnings
@@ -20,12 +21,12 @@ from pathlib import Path
 import pandas as pd
 
 import mvnb
-from mvnb.timing.tsc import TSC
+from mvnb.x86 import TSC
 
 HERE = Path(__file__).parent
 ICOUNT_SHIFT = 0
-LAPIC_COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.regs.TIMER_CCR,
-                 "icr": mvnb.regs.TIMER_ICR, "dcr": mvnb.regs.TIMER_DCR, "tsc": TSC,
+LAPIC_COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.x86.TIMER_CCR,
+                 "icr": mvnb.x86.TIMER_ICR, "dcr": mvnb.x86.TIMER_DCR, "tsc": TSC,
                  "jiffies": "jiffies"}
 
 
@@ -47,7 +48,7 @@ def jiffies_periodic(guest: mvnb.Guest, path: Path) -> pd.DataFrame:
     with vm:
         for bp in s.breakpoints():
             bp.delete()
-        return s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.regs.TIMER_CCR},
+        return s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.x86.TIMER_CCR},
                                  interval=0.05, count=600, path=path)
 
 
@@ -63,9 +64,25 @@ SETS: dict[str, tuple[str, Callable[[mvnb.Guest, Path], pd.DataFrame]]] = {
 }
 
 
+def tsc_fallback(cmdline: str, host_tsc: dict | None) -> str:
+    """What a recording booted with ``tsc_early_khz=`` (boot_to's fallback) must say."""
+    match = re.search(r"tsc_early_khz=(\d+)", cmdline or "")
+    if not match:
+        return ""
+    where = (f"{host_tsc['source']}: {host_tsc['note']}" if host_tsc
+             else "a source this recording did not note")
+    return (f"TCG, booted with `tsc_early_khz={match.group(1)}` after a boot whose TSC "
+            f"calibration failed: the guest took that as its TSC rate instead of measuring "
+            f"it; the value is the host's TSC rate from {where}")
+
+
 def readme_line(name: str, what: str, frame: pd.DataFrame) -> str:
     a = frame.attrs
     prov = a["provenance"]
+    fallback = tsc_fallback(prov.get("cmdline", ""), a.get("host_tsc"))
+    if fallback:
+        what = (what.replace("free-running TCG", fallback) if "free-running TCG" in what
+                else f"{what}; {fallback}")
     shift = prov.get("icount")
     icount = f", `-icount shift={shift},sleep=off`" if shift is not None else ""
     how = (f"`s.sample({a['location']!r}, {a['columns']}, count=27)`" if a["location"]
@@ -90,6 +107,9 @@ def main() -> None:
         path = HERE / f"{name}.csv"
         path.unlink(missing_ok=True)
         frame = record(guest, path)
+        if "tsc_early_khz=" in frame.attrs["provenance"].get("cmdline", ""):
+            found = mvnb.vm.host_tsc()  # what boot_to read on this host a moment ago
+            frame.attrs["host_tsc"] = dataclasses.asdict(found) if found else None
         (HERE / f"{name}.attrs.json").write_text(json.dumps(frame.attrs, indent=2) + "\n")
         lines[name] = readme_line(name, what, frame)
         print(f"{name}: {len(frame)} rows → {path}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""mvnb.mi.records: parse_line on each kind of GDB/MI record, and quote() round trips."""
+"""mvnb.gdb.mi.records: parse_line on each kind of GDB/MI record, and quote() round trips."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mvnb.errors import MIProtocolError
-from mvnb.mi.records import (
+from mvnb.gdb.mi.records import (
     AsyncRecord,
     ResultRecord,
     StreamRecord,

@@ -1,4 +1,4 @@
-"""mvnb.mi.transport driven by a scripted fake GDB (recorded MI text), and by a real GDB.
+"""mvnb.gdb.mi.transport driven by a scripted fake GDB (recorded MI text), and by a real GDB.
 
 The fake is a small Python program run as the "gdb" process: it reads ``TOKEN-command``
 lines and prints the MI lines scripted for each command, in separate writes where a real
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from mvnb.errors import GdbError, MIProtocolError, SessionClosed, TargetTimeout
-from mvnb.mi.records import AsyncRecord, ResultRecord, StreamRecord
-from mvnb.mi.transport import Pending, Transport
+from mvnb.gdb.mi.records import AsyncRecord, ResultRecord, StreamRecord
+from mvnb.gdb.mi.transport import Pending, Transport
 
 FAKE_GDB = r'''
 import os, re, sys

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mvnb.errors import TargetTimeout
-from mvnb.mi.records import ResultRecord, StreamRecord
-from mvnb.mi.transport import Pending, Transport
+from mvnb.gdb.mi.records import ResultRecord, StreamRecord
+from mvnb.gdb.mi.transport import Pending, Transport
 
 GATED_GDB = r'''
 import os, re, sys

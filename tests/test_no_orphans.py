@@ -1,4 +1,5 @@
-"""QEMU and GDB die with their owner: a killed Python process, a restarted notebook kernel."""
+"""QEMU and GDB die with their owner: a killed Python process, a restarted notebook kernel,
+whichever thread started them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,28 @@ OPEN_VM = textwrap.dedent("""
     import sys, mvnb
     vm = mvnb.Qemu(mvnb.guests.debian_cloud(progress=False))
     s = vm.session()
+    print(vm.process.pid, s._transport.process.pid, flush=True)
+""")
+
+# The VM and its session started by a worker thread that has exited before the kill; the
+# main thread then uses them (a parent-death signal tied to the worker would have hit them
+# when the kernel saw the worker exit, which the thread pidfd waits for).
+OPEN_VM_IN_A_WORKER = textwrap.dedent("""
+    import os, select, sys, threading, mvnb
+    from concurrent.futures import ThreadPoolExecutor
+    def start():
+        vm = mvnb.Qemu(mvnb.guests.debian_cloud(progress=False))
+        return vm, vm.session(), threading.get_native_id()
+    with ThreadPoolExecutor(1) as pool:
+        vm, s, worker = pool.submit(start).result()
+        try:
+            gone = os.pidfd_open(worker, os.O_EXCL)  # PIDFD_THREAD, Linux 6.9
+        except OSError:
+            gone = None
+    if gone is not None:
+        assert select.select([gone], [], [], 30)[0]
+    s.hbreak("start_kernel")
+    s.cont(timeout=60)
     print(vm.process.pid, s._transport.process.pid, flush=True)
 """)
 
@@ -54,6 +77,38 @@ def test_killed_owner_takes_qemu_and_gdb_with_it():
     finally:
         child.kill()
         child.wait()
+
+
+def test_killed_owner_takes_a_vm_started_by_a_finished_worker_thread_with_it():
+    child = subprocess.Popen([sys.executable, "-c", OPEN_VM_IN_A_WORKER + "sys.stdin.read()\n"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        qemu_pid, gdb_pid = map(int, child.stdout.readline().split())
+        assert qemu_pid and gdb_pid  # printed after they served the main thread
+        assert not _wait_gone(qemu_pid, 0) and not _wait_gone(gdb_pid, 0)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        assert _wait_gone(qemu_pid) and _wait_gone(gdb_pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_spawned_child_keeps_its_pid_and_its_own_session():
+    import mvnb._proc
+
+    # The program itself says its pid and parent once the wrappers have exec'd into it.
+    process = mvnb._proc.spawn(["/bin/sh", "-c", "echo $$ $PPID; exec sleep 60"],
+                               stdout=subprocess.PIPE)
+    try:
+        pid, parent = map(int, process.stdout.readline().split())
+        assert pid == process.pid and parent == os.getpid()  # our child, pid kept
+        assert os.getsid(process.pid) == process.pid  # its own session: no SIGINT from us
+        assert mvnb._proc.spawner_thread().is_alive()
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
 
 
 def test_normal_exit_without_close_leaves_nothing():

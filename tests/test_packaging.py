@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -35,3 +38,14 @@ def test_public_surface():
     for name in mvnb.__all__:
         assert hasattr(mvnb, name), name
     assert (ROOT / "mvnb" / "py.typed").exists()
+
+
+def test_publish_is_reachable_after_a_plain_import():
+    """The README ends a notebook with ``mvnb.publish.provenance(vm)`` after ``import mvnb``;
+    that raised AttributeError while ``mvnb.publish`` was not one of the lazy subpackages."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import mvnb; print(mvnb.publish.provenance.__name__)"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "provenance"

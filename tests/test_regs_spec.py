@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import mvnb
 import mvnb.regs as regs
 from mvnb.errors import SpecError
 from mvnb.regs import RegisterSpec, get, load
@@ -19,7 +20,8 @@ ISSUE_NAMES = [
     "IA32_APIC_BASE", "IA32_TSC_DEADLINE", "IA32_EFER", "RFLAGS", "CR0", "CR3", "CR4",
     "CPUID_1_EDX", "CPUID_1_ECX", "CPUID_6_EAX", "CPUID_80000007_EDX",
     "CPUID_40000000_EAX", "CPUID_40000000_EBX", "CPUID_40000000_ECX", "CPUID_40000000_EDX",
-    "CPUID_40000010_EAX", "CPUID_40000010_EBX",
+    "CPUID_40000010_EAX", "CPUID_40000010_EBX", "IOAPIC_REDTBL",
+    "X2APIC_ID", "X2APIC_LDR", "X2APIC_ICR",  # issue 11: the x2APIC layouts
 ]  # fmt: skip
 
 HEAD = """\
@@ -76,6 +78,24 @@ def test_lapic_x2apic_msrs_follow_the_offset_rule():
     assert regs.DFR.msr is None and regs.APR.msr is None and regs.RRD.msr is None
     assert regs.ISR.width == 256 and len(regs.ISR.mmio_words) == 8
     assert regs.IRR.mmio_words[-1] == 0x270
+
+
+def test_x2apic_layouts_replace_the_xapic_ones_where_bits_differ():
+    """SDM Vol. 3A 10.12.9 (ICR), 10.12.10.1 (LDR), Table 10-6 (ID): same place, new bits."""
+    from mvnb.regs.lapic import X2APIC_LAYOUTS, layout
+
+    for xapic, x2apic in X2APIC_LAYOUTS.items():
+        old, new = get(xapic), get(x2apic)
+        assert (new.msr, new.mmio_offset, new.width) == (old.msr, old.mmio_offset, old.width)
+        assert layout(xapic, x2apic=True) is new and layout(xapic, x2apic=False) is old
+        assert new.access == "ro" or new.name == "X2APIC_ICR"
+    assert layout("LVT_TIMER", x2apic=True) is regs.LVT_TIMER
+    assert regs.X2APIC_ID.decode(0x10)["x2apic_id"] == 16 and regs.LAPIC_ID.decode(0x10)["id"] == 0
+    ldr = regs.X2APIC_LDR.decode(0x0001_0001)  # x2APIC ID 16: cluster 1, bit 0
+    assert (ldr["cluster_id"], ldr["logical_id"]) == (1, 1)
+    icr = regs.X2APIC_ICR.decode(0x0000_0010_0000_40EC)  # fixed IPI, vector 236, to x2APIC ID 16
+    assert icr["destination"] == 16 and icr["vector"] == 236
+    assert "delivery_status" not in icr.fields and regs.ICR.decode(0x10 << 56)["destination"] == 16
 
 
 def test_field_names_the_issue_uses():
@@ -240,3 +260,19 @@ def test_the_documented_example_loads(tmp_path):
     rv = spec.decode(0x10030)
     assert rv["mask"].enum == "masked" and rv["vector"] == 0x30
     assert spec.reference.table == "3-4" and "290566" in spec.reference.edition
+
+
+def test_unknown_names_are_mvnb_errors_with_close_matches():
+    # Before: a plain KeyError, outside the mvnb.Error tree the README promises.
+    for call in (lambda: get("IA32_APIC_BAS"), lambda: regs.decode("IA32_APIC_BAS", 0)):
+        with pytest.raises(mvnb.UnknownName) as info:
+            call()
+        assert isinstance(info.value, mvnb.Error) and isinstance(info.value, KeyError)
+        assert info.value.matches == ("IA32_APIC_BASE",) and info.value.name == "IA32_APIC_BAS"
+        assert str(info.value).startswith("no register spec named 'IA32_APIC_BAS'; did you mean")
+    with pytest.raises(mvnb.UnknownName, match="did you mean timer_mode") as info:
+        regs.LVT_TIMER.field("timermode")
+    assert "fields: vector, delivery_status, mask, timer_mode" in str(info.value)
+    with pytest.raises(mvnb.UnknownName) as info:
+        get("NO_SUCH_MSR")
+    assert info.value.matches == () and "mvnb.regs.names()" in str(info.value)

@@ -1,24 +1,28 @@
-"""Pure helpers of mvnb.sampling: column sources, the row file, frame dtypes."""
+"""Pure parts of the sampler: column sources (mvnb.gdb.columns), the row file and frame
+dtypes (mvnb.gdb.rows)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-import mvnb.regs
-from mvnb._sample_run import Column, RowSink, _frame, normalize_columns
-from mvnb.timing.tsc import TSC, TscReader
+import mvnb
+from mvnb.gdb.columns import Column, Expression, normalize_columns
+from mvnb.gdb.rows import RowSink, to_frame
+from mvnb.x86 import TIMER_CCR, TIMER_DCR, TIMER_ICR, TSC, TscReader
 
 
 def test_columns_from_dict_and_list():
-    cols = normalize_columns({"loops": "lapic_cal_loops", "ccr": mvnb.regs.TIMER_CCR,
-                              "tsc": TSC, "rax": "$rax"})
-    assert cols == [Column("loops", "expr", "lapic_cal_loops"),
-                    Column("ccr", "lapic", "TIMER_CCR"), Column("tsc", "tsc", TSC),
-                    Column("rax", "expr", "$rax")]
-    named = normalize_columns(["jiffies", mvnb.regs.TIMER_ICR, TSC])
+    cols = normalize_columns({"loops": "lapic_cal_loops", "ccr": TIMER_CCR,
+                              "tsc": TSC, "rax": "$rax", "cr3": mvnb.regs.CR3})
+    assert cols == [Column("loops", Expression("lapic_cal_loops")), Column("ccr", TIMER_CCR),
+                    Column("tsc", TSC), Column("rax", Expression("$rax")),
+                    Column("cr3", Expression("$cr3"))]
+    assert [c.in_gdb for c in cols] == [True, False, False, True, True]
+    named = normalize_columns(["jiffies", TIMER_ICR, TSC])
     assert [c.name for c in named] == ["jiffies", "TIMER_ICR", "TSC"]
-    assert normalize_columns([mvnb.regs.TIMER_DCR])[0].kind == "lapic"
+    assert not normalize_columns([TIMER_DCR])[0].in_gdb
+    assert all(c.source.cost for c in cols)
 
 
 @pytest.mark.parametrize("bad", ["jiffies", [], {"hit": "x"}, ["a", "a"], [3.5], [""]])
@@ -27,9 +31,11 @@ def test_bad_columns(bad):
         normalize_columns(bad)
 
 
-def test_register_without_reader():
-    with pytest.raises(TypeError, match="no live reader"):
+def test_register_spec_without_reader_names_the_x86_sources():
+    with pytest.raises(TypeError, match=r"mvnb\.x86\.TIMER_CCR"):
         normalize_columns([mvnb.regs.SVR])
+    with pytest.raises(TypeError, match=r"mvnb\.x86\.TIMER_CCR"):
+        normalize_columns({"ccr": mvnb.regs.TIMER_CCR})  # the spec is not the reader
 
 
 def test_tsc_reader_identity():
@@ -58,8 +64,8 @@ def test_row_sink_rejects_unknown_suffix(tmp_path):
 
 
 def test_frame_dtypes():
-    frame = _frame([[0, 1, 2**64 - 1, None, "text"], [1, 2, 2**63, 4, "more"]],
+    frame = to_frame([[0, 1, 2**64 - 1, None, "text"], [1, 2, 2**63, 4, "more"]],
                    ["hit", "host_ns", "tsc", "maybe", "s"])
     assert frame["hit"].dtype == "int64" and frame["tsc"].dtype == "uint64"
     assert str(frame["maybe"].dtype) == "Int64" and frame["s"].dtype == object
-    assert _frame([], ["hit", "host_ns"]).empty
+    assert to_frame([], ["hit", "host_ns"]).empty

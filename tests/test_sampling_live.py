@@ -16,12 +16,12 @@ import pytest
 
 import mvnb
 from mvnb.timing import linux_calibrate_apic
-from mvnb.timing.tsc import TSC
+from mvnb.x86 import TSC
 
 pytestmark = pytest.mark.live
 
 HZ = 250
-COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.regs.TIMER_CCR, "tsc": TSC,
+COLUMNS = {"loops": "lapic_cal_loops", "ccr": mvnb.x86.TIMER_CCR, "tsc": TSC,
            "jiffies": "jiffies"}
 
 
@@ -30,7 +30,7 @@ def _collectors(s: mvnb.Session, location: str) -> list[str]:
             if f"in {location} " in line]
 
 
-def test_lapic_cal_handler_rows_and_bus_frequency(boot, tmp_path):
+def test_lapic_cal_handler_rows_and_bus_frequency(boot, tmp_path, qemu_build):
     _vm, s, _ = boot("lapic_cal_handler")
     path = tmp_path / "lapic.csv"
     frame = s.sample("lapic_cal_handler", COLUMNS, count=27, timeout=120, path=path,
@@ -41,7 +41,7 @@ def test_lapic_cal_handler_rows_and_bus_frequency(boot, tmp_path):
     assert frame["ccr"].between(0, 0xFFFFFFFF).all() and frame["ccr"].is_monotonic_decreasing
     assert frame["tsc"].is_monotonic_increasing
     assert frame.attrs["method"] == "mi" and not frame.attrs["interrupted"]
-    assert frame.attrs["provenance"]["qemu"].startswith(("7.", "8.", "9."))
+    assert frame.attrs["provenance"]["qemu"] == qemu_build.version
     t1, t2 = (int(frame.loc[frame["loops"] == n, "ccr"].iloc[0]) for n in (0, 25))
     bus_hz = (t1 - t2) / 25 * 16 * HZ
     assert abs(bus_hz - 1e9) < 0.1e9, bus_hz
@@ -107,11 +107,13 @@ def test_sample_periodic(boot):
     _vm, s, _ = boot("lapic_cal_handler")
     for bp in s.breakpoints():
         bp.delete()
-    frame = s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.regs.TIMER_CCR},
+    frame = s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.x86.TIMER_CCR},
                               interval=0.05, count=10, progress=False)
     assert len(frame) == 10 and frame.attrs["method"] == "periodic"
-    gaps = frame["host_ns"].diff().dropna() / 1e9
-    assert gaps.median() == pytest.approx(0.05, abs=0.03)
+    # The schedule is absolute: row k is due at start + k x interval, never earlier (a
+    # loaded machine makes rows late, not early; no upper bound is asserted).
+    span = (int(frame["host_ns"].iloc[-1]) - int(frame["host_ns"].iloc[0])) / 1e9
+    assert span >= 9 * 0.05 - 0.05
     assert not s.running
 
 

@@ -155,3 +155,19 @@ def test_no_warning_for_guest_clocks() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         windowed_drift(_two_rate_frame(), "hpet", "tsc")
+
+
+def test_down_counter_drift_and_jitter_are_positive_rates() -> None:
+    # Before: windowed_drift against a positive expected rate showed -2,000,000 ppm for a
+    # LAPIC current count, and jitter's rates were negative.
+    tsc = np.arange(2000, dtype=np.int64) * 9_600_000
+    ccr = 268_435_455 - tsc // 40
+    f = pd.DataFrame({"tsc": tsc, "ccr": ccr})
+    d = windowed_drift(f, "tsc", "ccr", window=200, step=200, expected_rate=1 / 40)
+    assert d.attrs["counts_down"] and d.attrs["whole_run_rate"] == pytest.approx(1 / 40)
+    assert (d["rate"] > 0).all() and d["ppm"].abs().max() < 1
+    assert not windowed_drift(f.assign(ccr=-ccr), "tsc", "ccr").attrs["counts_down"]
+    j = jitter(f, "tsc", "ccr")
+    assert j.counts_down and j.rate == pytest.approx(1 / 40) and j.median > 0 and j.min > 0
+    assert "counts down" in j._repr_html_()
+    assert diagnose(f, "tsc", "ccr").kinds() == {"counts-down"}

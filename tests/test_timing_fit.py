@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mvnb.timing import HostTimeWarning, RateFit, fit_rate
+
+DATA = Path(__file__).parents[1] / "data"
 
 
 def test_exact_line() -> None:
@@ -81,3 +84,27 @@ def test_recovers_any_rate(rate: float, offset: int, n: int) -> None:
     ulp = float(np.spacing(abs(offset) + rate * x[-1]))
     assert abs(fit.rate - rate) <= 4 * ulp / x[-1] + 1e-12 * rate
     assert fit.intercept == pytest.approx(offset, abs=8 * ulp + 1e-6 * rate * x[-1])
+
+
+def test_down_counter_has_a_positive_rate_and_says_so() -> None:
+    # Before: fit_rate(frame, "tsc", "ccr") on a LAPIC current count gave rate < 0.
+    tsc = np.arange(0, 27, dtype=np.int64) * 9_600_000 + 10**10
+    ccr = 268_435_455 - (tsc - tsc[0]) // 40  # 1/40 of a count per TSC tick, downwards
+    f = pd.DataFrame({"tsc": tsc, "ccr": ccr})
+    fit = fit_rate(f, "tsc", "ccr")
+    assert fit.rate == pytest.approx(1 / 40, rel=1e-9) and fit.counts_down
+    assert fit.slope == -fit.rate
+    assert fit.predict(tsc[[0, -1]]) == pytest.approx(ccr[[0, -1]], abs=1)
+    assert fit.ppm(1 / 40) == pytest.approx(0, abs=1e-3)
+    assert "counts_down=True" in repr(fit)
+    assert "ccr counts down" in str(fit) and "ccr counts down" in fit._repr_html_()
+    up = fit_rate(f.assign(ccr=-f.ccr), "tsc", "ccr")
+    assert not up.counts_down and up.rate == pytest.approx(fit.rate)
+    assert "counts down" not in str(up)
+
+
+def test_recorded_lapic_current_count_counts_down() -> None:
+    frame = pd.read_csv(DATA / "lapic_cal_tcg.csv")
+    fit = fit_rate(frame, "tsc", "ccr")
+    # QEMU's LAPIC at 1 GHz / 16 (DCR=3) against the host TSC of about 2.6 GHz
+    assert fit.counts_down and 0.02 < fit.rate < 0.03 and fit.r2 > 0.999

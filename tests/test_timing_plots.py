@@ -64,3 +64,14 @@ def test_decimate_keeps_both_ends() -> None:
     idx = decimate(10**6, 1000)
     assert idx[0] == 0 and idx[-1] == 10**6 - 1 and len(idx) <= 1000
     assert list(decimate(5, 1000)) == [0, 1, 2, 3, 4]
+
+
+def test_down_counter_plots_say_so() -> None:
+    tsc = np.arange(1000, dtype=np.int64) * 9_600_000
+    f = pd.DataFrame({"tsc": tsc, "ccr": 268_435_455 - tsc // 40})
+    label = plot_counts(f, "tsc", "ccr").axes[0].lines[1].get_label()
+    assert label == "fit: 0.025 ccr down per tsc"
+    assert "rate 0.025 down" in plot_residuals(f, "tsc", "ccr").axes[0].get_title()
+    drift = plot_drift(f, "tsc", "ccr", window=100, expected_rate=0.025)
+    assert "counting down" in drift.axes[0].get_title()
+    assert abs(drift.axes[0].lines[0].get_ydata()).max() < 1  # ppm, not -2e6

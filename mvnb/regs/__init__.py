@@ -39,6 +39,7 @@ __all__ = [
     "IA32_EFER",
     "IA32_TSC_DEADLINE",
     "ICR",
+    "IOAPIC_REDTBL",
     "IRR",
     "ISR",
     "LAPIC_ID",
@@ -60,6 +61,9 @@ __all__ = [
     "TIMER_ICR",
     "TMR",
     "TPR",
+    "X2APIC_ICR",
+    "X2APIC_ID",
+    "X2APIC_LDR",
     "CpuidLocation",
     "CpuidResult",
     "EnumValue",
@@ -102,6 +106,9 @@ LVT_ERROR = get("LVT_ERROR")
 TIMER_ICR = get("TIMER_ICR")
 TIMER_CCR = get("TIMER_CCR")
 TIMER_DCR = get("TIMER_DCR")
+X2APIC_ID = get("X2APIC_ID")
+X2APIC_LDR = get("X2APIC_LDR")
+X2APIC_ICR = get("X2APIC_ICR")
 IA32_APIC_BASE = get("IA32_APIC_BASE")
 IA32_TSC_DEADLINE = get("IA32_TSC_DEADLINE")
 IA32_EFER = get("IA32_EFER")
@@ -119,3 +126,4 @@ CPUID_40000000_ECX = get("CPUID_40000000_ECX")
 CPUID_40000000_EDX = get("CPUID_40000000_EDX")
 CPUID_40000010_EAX = get("CPUID_40000010_EAX")
 CPUID_40000010_EBX = get("CPUID_40000010_EBX")
+IOAPIC_REDTBL = get("IOAPIC_REDTBL")

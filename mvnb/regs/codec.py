@@ -82,10 +82,7 @@ def encode(
     if raw < 0 or raw >> spec.width:
         raise ValueError(f"{spec.name}: base {raw:#x} does not fit in {spec.width} bits")
     for name, value in fields.items():
-        try:
-            fspec = spec.field(name)
-        except KeyError as exc:
-            raise KeyError(exc.args[0]) from None
+        fspec = spec.field(name)
         raw = insert(fspec, raw, resolve(fspec, value))
     return raw
 

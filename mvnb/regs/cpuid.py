@@ -107,6 +107,6 @@ class CpuidResult(Mapping[str, int]):
             p.text("\n  flags: " + " ".join(flags))
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import cpuid_html
+        from .html import cpuid_html
 
         return cpuid_html(self)

@@ -1,21 +1,21 @@
 """The table of known registers: the built-in specs plus any a user registers.
 
 Built-ins live in ``mvnb/regs/specs/*.yaml`` (local APIC, MSRs, control registers, CPUID
-leaves); :func:`load` reads a user's own file the same way.
+leaves, the I/O APIC's redirection entries); :func:`load` reads a user's own file the same way.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import SpecError, UnknownName
 from .loader import load_file
 from .spec import RegisterSpec
 
 __all__ = ["builtin_specs", "find_cpuid", "get", "load", "names"]
 
 SPEC_DIR = Path(__file__).with_name("specs")
-BUILTIN_FILES = ("lapic.yaml", "msr.yaml", "control.yaml", "cpuid.yaml")
+BUILTIN_FILES = ("lapic.yaml", "msr.yaml", "control.yaml", "cpuid.yaml", "ioapic.yaml")
 
 _registry: dict[str, RegisterSpec] = {}
 _builtin: dict[str, RegisterSpec] = {}
@@ -37,21 +37,17 @@ def builtin_specs() -> dict[str, RegisterSpec]:
 
 
 def get(name: str | RegisterSpec) -> RegisterSpec:
-    """The spec called ``name`` (case-insensitive); KeyError suggests close names."""
+    """The spec called ``name`` (case-insensitive); UnknownName lists close names."""
     if isinstance(name, RegisterSpec):
         return name
     builtin_specs()
-    key = name.upper()
+    key = str(name).upper()
     try:
         return _registry[key]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(key, _registry, n=4)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
-            f"no register spec named {name!r}{hint} (mvnb.regs.names() lists them; "
-            "mvnb.regs.load(path, register=True) adds your own)"
+        raise UnknownName.among(
+            "register spec", name, _registry,
+            "mvnb.regs.names() lists them; mvnb.regs.load(path, register=True) adds your own",
         ) from None
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..errors import UnknownName
+
 if TYPE_CHECKING:
     from .value import RegisterValue
 
@@ -212,12 +214,13 @@ class RegisterSpec:
         return tuple(self.mmio_offset + 0x10 * i for i in range(max(1, self.width // 32)))
 
     def field(self, name: str) -> FieldSpec:
-        """The field called ``name``; KeyError lists the fields that exist."""
+        """The field called ``name``; UnknownName lists close names and every field."""
         for f in self.fields:
             if f.name == name:
                 return f
-        names = ", ".join(f.name for f in self.fields)
-        raise KeyError(f"{self.name} has no field {name!r}; fields: {names}")
+        names = [f.name for f in self.fields]
+        raise UnknownName.among(f"field of {self.name}", name, names,
+                                f"fields: {', '.join(names)}")
 
     def field_at(self, bit: int) -> FieldSpec | None:
         """The field holding register bit ``bit``, or None for a reserved bit."""
@@ -240,6 +243,6 @@ class RegisterSpec:
         return RegisterValue(self, raw)
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import spec_html
+        from .html import spec_html
 
         return spec_html(self)

@@ -168,7 +168,7 @@ class RegisterValue:
         p.text(str(self) if not cycle else repr(self))
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import register_html
+        from .html import register_html
 
         return register_html(self)
 

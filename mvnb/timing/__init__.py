@@ -3,8 +3,11 @@ the kernels' timer calibrations (FreeBSD ``clockcalib``, Linux ``calibrate_APIC_
 NetBSD ``lapic_calibrate_timer``) on sampled data.
 
 The sampler itself (``Session.sample``) lives with the session; everything here is pure
-computation on numpy arrays and pandas frames.
+computation on numpy arrays and pandas frames. The ``plot_*`` functions load matplotlib on
+first use, so importing this package does not.
 """
+
+from typing import Any
 
 from mvnb.timing._reference import HOST_TIME_COLUMNS, HostTimeWarning
 from mvnb.timing.counters import (
@@ -38,14 +41,6 @@ from mvnb.timing.linux import (
     linux_calibrate_apic,
 )
 from mvnb.timing.netbsd import NetbsdLapicCalibration, netbsd_calibrate_lapic
-from mvnb.timing.plots import (
-    plot_clockcalib,
-    plot_counts,
-    plot_drift,
-    plot_rate_histogram,
-    plot_residuals,
-)
-from mvnb.timing.tsc import TSC, TscReader
 
 __all__ = [
     "ACPI_PM_BITS",
@@ -58,7 +53,6 @@ __all__ = [
     "PIT_HZ",
     "QEMU_LAPIC_BUS_HZ",
     "SAMPLE_METHODS",
-    "TSC",
     "ApicCheck",
     "ClockCalibration",
     "Diagnosis",
@@ -68,7 +62,6 @@ __all__ = [
     "LinuxApicCalibration",
     "NetbsdLapicCalibration",
     "RateFit",
-    "TscReader",
     "clockcalib",
     "countdown_elapsed",
     "dcr_divisor",
@@ -91,3 +84,14 @@ __all__ = [
     "unwrap",
     "windowed_drift",
 ]
+
+_PLOTS = ("plot_clockcalib", "plot_counts", "plot_drift", "plot_rate_histogram",
+          "plot_residuals")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PLOTS:
+        from mvnb.timing import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'mvnb.timing' has no attribute {name!r}")

@@ -49,7 +49,10 @@ def windowed_drift(
     Each row gives the window's first and last row position, the mean x, the fitted rate
     and its offset in ppm from ``expected_rate`` (default: the least-squares rate of the
     whole run, so a constant but wrong rate shows 0 ppm).  Windows are least-squares fits
-    of their own samples, computed together as one numpy array operation.
+    of their own samples, computed together as one numpy array operation.  As in
+    :func:`~mvnb.timing.fit_rate`, rates are ticks per x tick in the direction ``y``
+    counts: a down-counter has positive rates and ``attrs["counts_down"]`` True, and
+    ``expected_rate`` is compared as a magnitude.
     """
     xs, ys, xn, yn = pair(data, x, y)
     n = len(xs)
@@ -67,7 +70,9 @@ def windowed_drift(
     dy = yv - yv.mean()
     sxx = float(dx @ dx)
     whole = float(dx @ dy) / sxx if sxx else float("nan")
-    reference = whole if expected_rate is None else float(expected_rate)
+    sign = -1.0 if whole < 0 else 1.0  # a down-counter: report rates as positive ticks
+    whole *= sign
+    reference = whole if expected_rate is None else abs(float(expected_rate))
 
     wx = sliding_window_view(xv, window)[::step]
     wy = sliding_window_view(yv, window)[::step]
@@ -76,7 +81,7 @@ def windowed_drift(
     wxx = np.einsum("ij,ij->i", cx, cx)
     wxy = np.einsum("ij,ij->i", cx, cy)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(wxx > 0, wxy / wxx, np.nan)
+        rate = sign * np.where(wxx > 0, wxy / wxx, np.nan)
     starts = np.arange(wx.shape[0]) * step
     out = pd.DataFrame(
         {
@@ -92,6 +97,7 @@ def windowed_drift(
         x=xn,
         y=yn,
         whole_run_rate=whole,
+        counts_down=sign < 0,
         reference_rate=reference,
         reference="whole run" if expected_rate is None else "expected",
         host_reference=host_reference_columns(
@@ -103,7 +109,11 @@ def windowed_drift(
 
 @dataclass(frozen=True)
 class Jitter:
-    """Per-interval rates of ``y`` against ``x`` and their spread."""
+    """Per-interval rates of ``y`` against ``x`` and their spread.
+
+    Rates are ticks per x tick in the direction ``y`` counts overall: positive for a
+    down-counter, with ``counts_down`` True (as in :class:`~mvnb.timing.RateFit`).
+    """
 
     rates: pd.Series = field(repr=False)
     rate: float
@@ -116,6 +126,7 @@ class Jitter:
     zero_intervals: int
     x: str = "x"
     y: str = "y"
+    counts_down: bool = False
 
     def describe(self) -> pd.DataFrame:
         """The summary as a one-column frame (what the HTML view shows)."""
@@ -148,6 +159,8 @@ class Jitter:
 
     def _repr_html_(self) -> str:
         caption = f"jitter of {html.escape(self.y)} per {html.escape(self.x)}"
+        if self.counts_down:
+            caption += f" ({html.escape(self.y)} counts down)"
         rows = "".join(
             f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td>{v:.9g}</td></tr>"
             for k, v in self.describe()["value"].items()
@@ -169,12 +182,16 @@ def jitter(data: Any, x: Any = None, y: Any = None) -> Jitter:
     yv, _ = centred(ys)
     ddx, ddy = np.diff(xv), np.diff(yv)
     moving = ddx != 0
-    rates = pd.Series(ddy[moving] / ddx[moving], index=ys.index[1:][moving], name=f"d{yn}/d{xn}")
     span = xv[-1] - xv[0]
     overall = (yv[-1] - yv[0]) / span if span else float("nan")
+    sign = -1.0 if overall < 0 else 1.0  # a down-counter: rates as positive ticks
+    overall *= sign
+    rates = pd.Series(sign * ddy[moving] / ddx[moving], index=ys.index[1:][moving],
+                      name=f"{'-' if sign < 0 else ''}d{yn}/d{xn}")
     if rates.empty:
         nan = float("nan")
-        return Jitter(rates, overall, nan, nan, nan, nan, nan, nan, int((~moving).sum()), xn, yn)
+        return Jitter(rates, overall, nan, nan, nan, nan, nan, nan, int((~moving).sum()), xn, yn,
+                      sign < 0)
     r = rates.to_numpy()
     median = float(np.median(r))
     std = float(r.std(ddof=1)) if r.size > 1 else 0.0
@@ -191,6 +208,7 @@ def jitter(data: Any, x: Any = None, y: Any = None) -> Jitter:
         zero_intervals=int((~moving).sum()),
         x=xn,
         y=yn,
+        counts_down=sign < 0,
     )
 
 
@@ -295,8 +313,10 @@ def _column_findings(name: str, values: pd.Series) -> list[Finding]:
                 "counts-down",
                 "info",
                 name,
-                "counts down (a LAPIC current count or PIT): turn it into elapsed "
-                "ticks with countdown_elapsed(..., initial=...) before fitting",
+                "counts down (a LAPIC current count or PIT): fit_rate, windowed_drift "
+                "and jitter report its rate as positive ticks with counts_down=True; "
+                "across reloads turn it into elapsed ticks with "
+                "countdown_elapsed(..., initial=...)",
             )
         )
         back = d > 0

@@ -24,7 +24,12 @@ __all__ = ["RateFit", "fit_rate", "pair"]
 
 @dataclass(frozen=True)
 class RateFit:
-    """A fitted line ``y = intercept + rate * x``; ``rate`` is y units per x unit."""
+    """A fitted line ``y = intercept + slope * x``; ``rate`` is y ticks per x tick, >= 0.
+
+    ``counts_down`` is True when y fell as x rose (a down-counter such as the LAPIC
+    current count against the TSC, SDM Vol. 3A Section 10.5.4): ``rate`` is then the
+    number of ticks y counted down per x tick and ``slope`` is ``-rate``.
+    """
 
     rate: float
     intercept: float
@@ -34,6 +39,12 @@ class RateFit:
     n: int
     x: str = "x"
     y: str = "y"
+    counts_down: bool = False
+
+    @property
+    def slope(self) -> float:
+        """The signed slope of the line: ``-rate`` when ``counts_down``."""
+        return -self.rate if self.counts_down else self.rate
 
     def ppm(self, expected_rate: float) -> float:
         """How far the fitted rate is from ``expected_rate``, in parts per million."""
@@ -46,12 +57,13 @@ class RateFit:
     def predict(self, x: Any) -> Any:
         """The fitted y at ``x`` (array, Series or scalar)."""
         if isinstance(x, pd.Series):
-            return self.intercept + self.rate * x.astype(np.float64)
-        return self.intercept + self.rate * np.asarray(x, dtype=np.float64)
+            return self.intercept + self.slope * x.astype(np.float64)
+        return self.intercept + self.slope * np.asarray(x, dtype=np.float64)
 
     def _summary_rows(self) -> list[tuple[str, str]]:
         return [
-            ("rate", f"{self.rate:.9g} {self.y} per {self.x}"),
+            ("rate", f"{self.rate:.9g} {self.y} per {self.x}"
+                     + (f" ({self.y} counts down)" if self.counts_down else "")),
             ("± stderr", f"{self.stderr:.3g} ({self.stderr_ppm():.3g} ppm)"),
             ("intercept", f"{self.intercept:.9g}"),
             ("r²", f"{self.r2:.12f}"),
@@ -121,10 +133,12 @@ def centred(values: pd.Series) -> tuple[np.ndarray, float]:
 def fit_rate(data: Any, x: Any = None, y: Any = None) -> RateFit:
     """Least-squares rate of clock ``y`` against clock ``x`` (y units per x unit).
 
-    ``fit_rate(frame, "tsc", "ccr_elapsed")`` or ``fit_rate(xs, ys)``.  Unwrap counters
-    first (``mvnb.timing.unwrap``, ``countdown_elapsed``).  The slope is what FreeBSD's
-    ``clockcalib`` computes as ``cva / va_t`` (sys/kern/subr_clockcalib.c), here over all
-    samples, with the standard error of the slope and the residuals in y units.
+    ``fit_rate(frame, "tsc", "ccr")`` or ``fit_rate(xs, ys)``.  A counter that counts
+    down (the LAPIC current count) gives a positive ``rate`` with ``counts_down=True``.
+    Unwrap wrapping or reloading counters first (``mvnb.timing.unwrap``,
+    ``countdown_elapsed``).  The slope is what FreeBSD's ``clockcalib`` computes as
+    ``cva / va_t`` (sys/kern/subr_clockcalib.c), here over all samples, with the standard
+    error of the slope and the residuals in y units.
     """
     xs, ys, xn, yn = pair(data, x, y)
     n = len(xs)
@@ -146,4 +160,4 @@ def fit_rate(data: Any, x: Any = None, y: Any = None) -> RateFit:
     stderr = float(np.sqrt(ssr / (n - 2) / sxx)) if n > 2 else float("nan")
     intercept = (y0 + ym) - rate * (x0 + xm)
     residuals = pd.Series(resid, index=ys.index, name=f"{yn} residual")
-    return RateFit(rate, intercept, r2, stderr, residuals, n, xn, yn)
+    return RateFit(abs(rate), intercept, r2, stderr, residuals, n, xn, yn, rate < 0)

@@ -1,9 +1,10 @@
 """Plots of sampled clocks: counts with their fit, residuals, drift, per-interval rates.
 
-Each function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
-state, safe under the Agg backend and in CI) that a notebook shows inline and a published
-post keeps as a PNG.  Large frames are decimated for drawing only; fits and statistics use
-every sample.
+Each function returns a :class:`PlotFigure`, a matplotlib ``Figure`` built without pyplot
+(no global state, safe under the Agg backend and in CI) that shows itself as a PNG
+(``_repr_png_``): a notebook displays it inline without ``%matplotlib inline``, also under
+``jupyter nbconvert --execute``, and a published post keeps the PNG.  Large frames are
+decimated for drawing only; fits and statistics use every sample.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mvnb.timing.fit import RateFit, fit_rate, pair
 
 __all__ = [
     "MAX_POINTS",
+    "PlotFigure",
     "decimate",
     "plot_clockcalib",
     "plot_counts",
@@ -49,8 +51,24 @@ def _envelope(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarr
     return edges[:-1], mins, maxs
 
 
+class PlotFigure(Figure):
+    """A ``Figure`` that IPython shows as a PNG without pyplot or ``%matplotlib inline``.
+
+    Figures made without pyplot have no display formatter unless pyplot's inline backend
+    was loaded; then they print as ``<Figure size 700x360 with 1 Axes>``. A formatter that
+    is registered (``%matplotlib inline``) still takes precedence over this method.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
 def _figure(width: float = 7.0, height: float = 3.6) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = PlotFigure(figsize=(width, height), layout="constrained")
     return fig, fig.add_subplot()
 
 
@@ -70,7 +88,8 @@ def plot_counts(
     fig, ax = _figure()
     ax.plot(xv, yv, ".", ms=3, label=f"samples ({len(xs):,})")
     ends = np.array([xv[0], xv[-1]], dtype=np.float64)
-    ax.plot(ends, fit.predict(ends), "-", lw=1, label=f"fit: {fit.rate:.9g} {yn} per {xn}")
+    down = " down" if fit.counts_down else ""
+    ax.plot(ends, fit.predict(ends), "-", lw=1, label=f"fit: {fit.rate:.9g} {yn}{down} per {xn}")
     ax.set_xlabel(xn)
     ax.set_ylabel(yn)
     ax.set_title(f"{yn} against {xn}")
@@ -103,7 +122,8 @@ def plot_residuals(
     ax.set_xlabel(xn)
     ax.set_ylabel(f"{yn} − fit")
     ax.set_title(
-        f"residuals of {yn} against {xn} (rate {fit.rate:.9g}, ±{fit.stderr_ppm():.2g} ppm)"
+        f"residuals of {yn} against {xn} (rate {fit.rate:.9g}"
+        f"{' down' if fit.counts_down else ''}, ±{fit.stderr_ppm():.2g} ppm)"
     )
     ax.legend(loc="best", fontsize="small")
     return fig
@@ -133,7 +153,9 @@ def plot_drift(
     ax.set_xlabel(f"{attrs.get('x', 'x')} (window centre)")
     ax.set_ylabel("ppm")
     ref = attrs.get("reference", "whole run")
-    title = f"drift of {attrs.get('y', 'y')}: windows of {int(drift['n'].iloc[0]):,} samples"
+    down = " (counting down)" if attrs.get("counts_down") else ""
+    title = (f"drift of {attrs.get('y', 'y')}{down}: windows of "
+             f"{int(drift['n'].iloc[0]):,} samples")
     ax.set_title(f"{title}, against the {ref} rate")
     if attrs.get("host_reference"):
         ax.text(
@@ -161,7 +183,8 @@ def plot_rate_histogram(
     values = (r / j.rate - 1.0) * 1e6 if ppm and j.rate else r
     fig, ax = _figure()
     ax.hist(values, bins=bins)
-    ax.set_xlabel("ppm from the overall rate" if ppm else f"d{j.y}/d{j.x}")
+    ax.set_xlabel("ppm from the overall rate" if ppm
+                  else f"{'-' if j.counts_down else ''}d{j.y}/d{j.x}")
     ax.set_ylabel("intervals")
     ax.set_title(
         f"per-interval rate of {j.y} per {j.x}: σ = {j.std_ppm:.3g} ppm ({len(r):,} intervals)"

@@ -8,8 +8,8 @@ functions are the static rendering used by ``_repr_html_`` and published posts.
 
 from __future__ import annotations
 
+from ..regs.html import cpuid_html, register_html, snapshot_html, spec_html
 from .bitfield import BitfieldWidget
-from .html import cpuid_html, register_html, snapshot_html, spec_html
 from .snapshot import SnapshotWidget
 
 __all__ = [

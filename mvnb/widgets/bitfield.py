@@ -16,11 +16,11 @@ from typing import Any
 import ipywidgets as W
 
 from ..errors import Unsupported
+from ..regs._figure import CHANGED_COLOR, field_color, field_tooltip, rows, spec_tooltip
 from ..regs.codec import insert
+from ..regs.html import register_html
 from ..regs.spec import FieldSpec
 from ..regs.value import RegisterValue, diff_rows
-from ._layout import CHANGED_COLOR, field_color, field_tooltip, rows, spec_tooltip
-from .html import register_html
 
 __all__ = ["BitfieldWidget"]
 

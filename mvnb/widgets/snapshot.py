@@ -13,10 +13,10 @@ from typing import Any
 
 import ipywidgets as W
 
+from ..regs._figure import CHANGED_COLOR, spec_tooltip
+from ..regs.html import fields_summary, snapshot_html
 from ..regs.lapic import LapicSnapshot
-from ._layout import CHANGED_COLOR, spec_tooltip
 from .bitfield import BitfieldWidget
-from .html import fields_summary, snapshot_html
 
 __all__ = ["SnapshotWidget"]
 

@@ -6,7 +6,7 @@ commands under one lock), so ``_order`` is also the order of the answers: stream
 (``~ @ &``) belong to its head, a result for a later command means the older ones lost
 theirs, and a command given up on keeps its place until its late result comes (GDB/MI Output
 Syntax, GDB manual). Only async records carry the run state (``*running``, ``*stopped``).
-The transport (mvnb.mi.transport) holds the reader's role while it calls ``_dispatch``.
+The transport (mvnb.gdb.mi.transport) holds the reader's role while it calls ``_dispatch``.
 """
 
 from __future__ import annotations

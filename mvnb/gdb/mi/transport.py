@@ -13,10 +13,10 @@ own (the target runs, or a command nobody waits for is unanswered), so async rec
 
 Tokens are taken and commands written under one lock, so GDB answers in the order the
 commands are kept in; what each line does to them and to the run state is in
-mvnb.mi.dispatch. A command given up on (timeout, Ctrl-C) keeps its place until its late
+mvnb.gdb.mi.dispatch. A command given up on (timeout, Ctrl-C) keeps its place until its late
 result arrives: its stream output is swallowed with it, and a result that came just before
 the give-up is returned. Ctrl-C while the main thread reads is held between lines and acted
-on in ``poll`` (mvnb.mi.sigint).
+on in ``poll`` (mvnb.gdb.mi.sigint).
 """
 
 from __future__ import annotations

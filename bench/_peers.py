@@ -212,6 +212,17 @@ class AvatarPeer:
         self.avatar.shutdown()
 
 
+def hand_over(session: Any) -> None:
+    """Free the stub of an mvnb session for a peer, the guest left stopped where it is.
+
+    ``Session.close()`` ends GDB, which detaches, and QEMU's stub resumes the guest on a
+    detach; ``disconnect`` first drops the connection without detaching, so the peer finds
+    the guest where mvnb left it (checked: same pc and jiffies a second later).
+    """
+    session.console("disconnect")
+    session.close()
+
+
 def start_qemu(guest: Any, sock: str) -> subprocess.Popen[bytes]:
     """QEMU as mvnb starts it (microvm, TCG, paused at reset), the stub on a unix socket."""
     listener = socket.socket(socket.AF_UNIX)

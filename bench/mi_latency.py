@@ -46,6 +46,7 @@ from _peers import (
     DefaultPygdbmi,
     TunedPygdbmi,
     gdb_argv,
+    hand_over,
     paired,
     spread,
     start_qemu,
@@ -207,7 +208,7 @@ def main() -> None:
         vms[name] = (vm, s)
     s = vms["mvnb"][1]
     for name in ("bare", "tuned", "defaults", "avatar", "python"):
-        vms[name][1].close()  # frees the stub (it takes one client); the guest stays stopped
+        hand_over(vms[name][1])  # the stub takes one client; the guest stays stopped
     with tempfile.TemporaryDirectory() as tmp:
         loop = Path(tmp) / "gdb_python_rate.py"
         loop.write_text(GDB_PYTHON_LOOP)

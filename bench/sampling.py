@@ -17,9 +17,10 @@ created, continue, rows fetched; c, d: breakpoint inserted, the loop); "steady" 
 (hits - 1) / (last hit - first hit), from host timestamps taken at each hit.
 
 Every measurement starts from a fresh guest stopped at the first ``lapic_cal_handler`` hit
-(QEMU's stub takes one client at a time: mvnb's session is closed before a peer connects;
-the guest stays stopped). Rounds interleave the peers (the order turns each round), so a
-round's peers share the machine's noise. Writes bench/results/sampling.json. Not a test.
+(QEMU's stub takes one client at a time: mvnb's session disconnects and closes before a
+peer connects, the guest left stopped). Rounds interleave the peers (the order turns each
+round), so a round's peers share the machine's noise. Writes bench/results/sampling.json.
+Not a test.
 
     python bench/sampling.py [--rounds 5] [--hits 2000] [--avatar-hits 200]
 """
@@ -33,7 +34,7 @@ import time
 import warnings
 from pathlib import Path
 
-from _peers import AvatarPeer, BareMI, paired, spread, write_results
+from _peers import AvatarPeer, BareMI, hand_over, paired, spread, write_results
 
 import mvnb
 
@@ -79,7 +80,7 @@ def run_mvnb(guest: mvnb.Guest, hits: int) -> dict[str, float]:
 def run_gdb_python_mi(guest: mvnb.Guest, hits: int) -> dict[str, float]:
     vm, s = fresh(guest)
     with vm, tempfile.NamedTemporaryFile("w", suffix=".py") as script:
-        s.close()  # the stub takes one client; the guest stays stopped
+        hand_over(s)  # the stub takes one client; the guest stays stopped
         script.write(COLLECTOR.format(expr=EXPR, hits=hits, location=LOCATION))
         script.flush()
         mi = BareMI(vm.gdb_address, guest.symbols, mi_async=True)
@@ -101,7 +102,7 @@ def run_mi_loop(guest: mvnb.Guest, hits: int) -> dict[str, float]:
 
     vm, s = fresh(guest)
     with vm:
-        s.close()
+        hand_over(s)
         mi = BareMI(vm.gdb_address, guest.symbols, mi_async=True)
         try:
             stamps = []
@@ -123,7 +124,7 @@ def run_mi_loop(guest: mvnb.Guest, hits: int) -> dict[str, float]:
 def run_avatar2(guest: mvnb.Guest, hits: int) -> dict[str, float]:
     vm, s = fresh(guest)
     with vm, tempfile.TemporaryDirectory() as tmp:
-        s.close()
+        hand_over(s)
         peer = AvatarPeer(vm.gdb_address, guest.symbols, Path(tmp))
         try:
             jiffies = peer.address_of(EXPR)

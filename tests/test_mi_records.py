@@ -15,6 +15,7 @@ from mvnb.gdb.mi.records import (
     StreamRecord,
     fast_result,
     parse_bytes,
+    parse_general,
     parse_line,
     quote,
 )
@@ -167,3 +168,17 @@ def test_fast_path_without_payload() -> None:
     assert fast_result(b"7^running") == (7, "running", {})
     assert fast_result(b"7^done\r") == (7, "done", {})
     assert fast_result(b"^done") is None  # no token: pygdbmi's path
+
+
+@pytest.mark.parametrize("line", [
+    '3^done,value="0xffffffff81000000 <_text>"',
+    '^error,msg="No symbol \\"x\\" in current context."',
+    '*stopped,reason="breakpoint-hit",bkptno="2",frame={func="f"}',
+    '+download,{section=".text"}',
+    '~"text\\n"',
+    "(gdb) ",
+    "",
+])
+def test_general_parser_agrees_with_parse_line(line: str) -> None:
+    """The transport's path for lines fast_result declined: the same records."""
+    assert parse_general(line) == parse_line(line)

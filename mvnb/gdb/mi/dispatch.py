@@ -23,7 +23,7 @@ from .records import (
     ResultRecord,
     StreamRecord,
     fast_result,
-    parse_bytes,
+    parse_general,
     result_record,
 )
 
@@ -77,8 +77,8 @@ class Dispatcher:
         elif head == b"(" and line.startswith(b"(gdb)"):
             self._prompt_due = False
             return
-        try:
-            record = parse_bytes(line)
+        try:  # a result line here was no fast one: straight to the general parser
+            record = parse_general(line.decode("utf-8", errors="replace"))
         except MIProtocolError as error:
             self._protocol_error(error)
             return

@@ -16,7 +16,7 @@ from pygdbmi.gdbmiparser import parse_response
 from ...errors import MIProtocolError
 
 __all__ = ["AsyncRecord", "Record", "ResultRecord", "StreamRecord", "fast_result", "parse_bytes",
-           "parse_line", "result_record"]
+           "parse_general", "parse_line", "result_record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +98,7 @@ def parse_bytes(line: bytes) -> Record | None:
     fast = fast_result(line)
     if fast is not None:
         return ResultRecord(*fast)
-    return parse_line(line.decode("utf-8", errors="replace"))
+    return parse_general(line.decode("utf-8", errors="replace"))
 
 
 def parse_line(line: str) -> Record | None:
@@ -107,11 +107,18 @@ def parse_line(line: str) -> Record | None:
     Raises ``MIProtocolError`` for a line that is not GDB/MI output.
     """
     stripped = line.rstrip("\r\n")
-    if not stripped or stripped == "(gdb) " or stripped == "(gdb)":
-        return None
     fast = fast_result(stripped.encode()) if "^" in stripped[:24] else None
     if fast is not None:
         return ResultRecord(*fast)
+    return parse_general(stripped)
+
+
+def parse_general(line: str) -> Record | None:
+    """``parse_line`` without the fast path, for a caller that already tried
+    ``fast_result`` on the line (the transport): pygdbmi's grammar for everything else."""
+    stripped = line.rstrip("\r\n")
+    if not stripped or stripped == "(gdb) " or stripped == "(gdb)":
+        return None
     body = stripped.lstrip("0123456789")
     if body[:1] == "+":  # status records: pygdbmi knows only the "=" and "*" async forms
         stripped = f"{stripped[: len(stripped) - len(body)]}={body[1:]}"

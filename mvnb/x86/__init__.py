@@ -1,5 +1,6 @@
-"""The x86 CPU under the debugger: ``s.x86`` (LAPIC, CPUID, MSRs, control registers, TSC)
-and the sampler's x86 column sources (``TIMER_CCR``, ``TIMER_ICR``, ``TIMER_DCR``, ``TSC``).
+"""The x86 CPU under the debugger: ``s.x86`` (LAPIC, CPUID, MSRs, control registers, TSC),
+the sampler's x86 column sources (``TIMER_CCR``, ``TIMER_ICR``, ``TIMER_DCR``, ``TSC``,
+``PM_TIMER``) and what a stop costs the guest's clocks (``measure_observer``).
 
 Importing this package registers the ``x86`` session accessor; ``import mvnb`` does that.
 """
@@ -8,13 +9,18 @@ from __future__ import annotations
 
 from .accessor import CONTROL_REGISTERS, UNREADABLE, X86
 from .lapic import LAPIC_TIMER_REGISTERS, TIMER_CCR, TIMER_DCR, TIMER_ICR, LapicColumn
+from .observer import measure_observer
+from .pmtimer import IN_DX, PM_TIMER, PM_TIMER_MASK, PmTimerColumn
 from .probe import CPUID, RDMSR, Instruction, Prober
 from .tsc import RDTSC, TSC, TscReader
 
 __all__ = [
     "CONTROL_REGISTERS",
     "CPUID",
+    "IN_DX",
     "LAPIC_TIMER_REGISTERS",
+    "PM_TIMER",
+    "PM_TIMER_MASK",
     "RDMSR",
     "RDTSC",
     "TIMER_CCR",
@@ -25,6 +31,8 @@ __all__ = [
     "X86",
     "Instruction",
     "LapicColumn",
+    "PmTimerColumn",
     "Prober",
     "TscReader",
+    "measure_observer",
 ]

@@ -49,11 +49,15 @@ _SCAN_LIMIT = 64 << 20
 
 @dataclass(frozen=True)
 class Instruction:
-    """An instruction to find in kernel text: mnemonic, encoding, functions known to hold it."""
+    """An instruction to find in kernel text: mnemonic (with operands where they matter, as
+    GDB disassembles them: ``in (%dx),%eax``), encoding, functions known to hold it, and
+    whether kernel text may be scanned for its bytes (not for a one-byte opcode, whose
+    byte is everywhere)."""
 
     mnemonic: str
     opcode: bytes
     symbols: tuple[str, ...]
+    scan: bool = True
 
 
 #: Linux: verify_cpu (arch/x86/kernel/verify_cpu.S); NetBSD: x86_cpuid2 (cpufunc.S).
@@ -90,9 +94,9 @@ def find(s: Session, insn: Instruction, *, timeout: float | None = 30.0) -> int:
         except GdbError:
             continue
         for item in listing.get("asm_insns", []):
-            if item.get("inst", "").split() == [insn.mnemonic]:
+            if item.get("inst", "").split() == insn.mnemonic.split():
                 return int(item["address"], 16)
-    for start_sym, end_sym in _TEXT_BOUNDS:
+    for start_sym, end_sym in _TEXT_BOUNDS if insn.scan else ():
         try:
             start, end = s.eval_many([f"(unsigned long)&{start_sym}", f"(unsigned long)&{end_sym}"])
         except GdbError:
@@ -102,8 +106,9 @@ def find(s: Session, insn: Instruction, *, timeout: float | None = 30.0) -> int:
             at = data.find(insn.opcode)
             if at >= 0:
                 return base + at
+    scanned = " and scanned the text" if insn.scan else ""
     raise Error(f"no {insn.mnemonic} instruction found in the kernel text (looked in "
-                f"{', '.join(insn.symbols)} and scanned the text); are the symbols loaded?")
+                f"{', '.join(insn.symbols)}{scanned}); are the symbols loaded?")
 
 
 class Prober:

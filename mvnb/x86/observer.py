@@ -1,0 +1,144 @@
+"""What looking costs: how far a stop, and a read, move the guest's clocks.
+
+QEMU freezes the guest's virtual clock (LAPIC timer, PM timer, HPET) and its TSC while the
+guest is stopped (``vm_stop`` → ``cpu_disable_ticks``, softmmu/cpus.c), so two reads in
+one stop agree. But a stop and the resume after it are not free: under TCG without
+icount the clocks follow host time whenever the guest is "running", also while QEMU
+wakes the vCPU, steps over the breakpoint (GDB removes it, single-steps, inserts it
+again), translates code again, and stops. Seen on QEMU 7.2, GDB 13.1: a GDB ``stepi``
+cycle moved the LAPIC timer by 6k-15k counts at divide-by-16 (100-250 µs of guest time),
+one ``rdtsc`` probe by about 5k (shared/facts/observed-2026-11.md). Under ``icount`` the
+clocks follow executed instructions, and a stop costs nothing but the instructions a
+probe or a step executes.
+
+:func:`measure_observer` measures this on the running guest, at the stop it is called at:
+
+- ``lapic_per_read`` / ``tsc_per_read``: two adjacent reads of the same clock in one stop
+  (a LAPIC read is a monitor command and does not run the guest; a TSC read runs one
+  ``rdtsc`` in the guest, which is itself a resume and a stop);
+- ``lapic_per_stop`` / ``tsc_per_stop``: a read, one GDB ``stepi`` (a stop-and-resume as a
+  ``cont`` from a breakpoint makes it, step-over included), a read;
+- ``lapic_per_probe``: the LAPIC moved by one probe (the TSC reader's ``rdtsc``).
+
+Each is the median of ``rounds`` measurements; ``samples`` keeps them all. A value the
+guest cannot give (the LAPIC timer stopped, no kernel mode for the probe) is None with the
+reason in ``unmeasured``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Error
+from ..regs.lapic import parse_info_lapic
+
+if TYPE_CHECKING:
+    from ..gdb import Session
+
+__all__ = ["NO_STEP", "measure_observer"]
+
+#: Instructions a measurement does not single-step: they wait for an interrupt or an event
+#: that QEMU's single step masks (``qqemu.sstepbits`` NOIRQ), so the step would not end.
+NO_STEP = ("hlt", "mwait", "monitor", "umwait", "tpause", "pause")
+_U32 = 0xFFFF_FFFF
+
+
+def _lapic(s: Session) -> tuple[int, int]:
+    regs = parse_info_lapic(s.monitor("info lapic"))
+    return regs["TIMER_CCR"] & _U32, regs["TIMER_ICR"] & _U32
+
+
+def _counted(before: tuple[int, int], after: tuple[int, int]) -> int | None:
+    """LAPIC counts between two reads of the down-counter; a periodic reload adds ICR."""
+    (c1, icr), (c2, _) = before, after
+    if icr == 0:
+        return None  # the timer is stopped: it measures nothing
+    return c1 - c2 if c2 <= c1 else c1 + (icr - c2)
+
+
+def _steppable(s: Session) -> str | None:
+    """None when the instruction at the pc can be stepped; else why not."""
+    pc = int(s.eval_many(["$pc"])[0])
+    listing = s.mi(f"-data-disassemble -s {pc:#x} -e {pc + 16:#x} -- 0").payload
+    insns = listing.get("asm_insns", [])
+    mnemonic = insns[0].get("inst", "").split()[0] if insns and insns[0].get("inst") else ""
+    if mnemonic in NO_STEP:
+        return f"the guest sits at a {mnemonic} instruction, which a masked single step never ends"
+    return None
+
+
+def measure_observer(session: Session, *, rounds: int = 5,
+                     timeout: float = 30.0) -> dict[str, Any]:
+    """Measure what a stop and a read cost the guest's clocks, at the current stop.
+
+    Leaves the guest ``rounds`` × 2 instructions further on (``stepi``, interrupts masked
+    by QEMU's single step); the registers probes use are restored as usual. See the module
+    doc for what each figure means.
+    """
+    s = session
+    if s.running:
+        raise Error("measure_observer: the target is running; stop it first")
+    samples: dict[str, list[int]] = {k: [] for k in
+                                     ("lapic_per_read", "tsc_per_read", "lapic_per_probe",
+                                      "lapic_per_stop", "tsc_per_stop")}
+    unmeasured: dict[str, str] = {}
+    lapic_ok = s.capabilities.monitor
+    if not lapic_ok:
+        unmeasured["lapic"] = "the stub has no QEMU monitor to read the LAPIC timer from"
+    tsc_ok = True
+    try:
+        s.x86.tsc(timeout=timeout)  # type: ignore[attr-defined]
+    except Error as error:
+        tsc_ok = False
+        unmeasured["tsc"] = f"no rdtsc probe here: {error}"
+    why_not_step = _steppable(s)
+    if why_not_step:
+        unmeasured["stop"] = why_not_step
+
+    def tsc() -> int:
+        return int(s.x86.tsc(timeout=timeout))  # type: ignore[attr-defined]
+
+    for _ in range(rounds):
+        if lapic_ok:
+            a = _lapic(s)
+            b = _lapic(s)
+            _add(samples["lapic_per_read"], _counted(a, b))
+            if tsc_ok:
+                tsc()
+                _add(samples["lapic_per_probe"], _counted(b, _lapic(s)))
+        if tsc_ok:
+            t0, t1 = tsc(), tsc()
+            samples["tsc_per_read"].append(t1 - t0)
+        if why_not_step is None:
+            if lapic_ok:
+                a = _lapic(s)
+                s.stepi(timeout=timeout)
+                _add(samples["lapic_per_stop"], _counted(a, _lapic(s)))
+            if tsc_ok:
+                t1 = tsc()
+                s.stepi(timeout=timeout)
+                t2 = tsc()
+                samples["tsc_per_stop"].append(t2 - t1 - samples["tsc_per_read"][-1])
+            why_not_step = _steppable(s)
+            if why_not_step:
+                unmeasured["stop"] = why_not_step
+                break
+    if lapic_ok and not samples["lapic_per_read"]:
+        unmeasured["lapic"] = "the LAPIC timer is stopped (initial count 0): it does not count"
+    out: dict[str, Any] = {
+        key: (int(statistics.median(values)) if values else None)
+        for key, values in samples.items()
+    }
+    out["samples"] = {k: v for k, v in samples.items() if v}
+    out["rounds"] = rounds
+    out["how"] = ("reads at one stop; a stop is one GDB stepi (resume, step over the "
+                  "breakpoint, stop); tsc_per_stop has one TSC read's own cost taken off")
+    if unmeasured:
+        out["unmeasured"] = unmeasured
+    return out
+
+
+def _add(values: list[int], value: int | None) -> None:
+    if value is not None:
+        values.append(value)

@@ -252,7 +252,7 @@ class _Sampler:
         except Error as error:  # a measurement that cannot be made never fails the run
             self.observed = {"unmeasured": {"all": str(error)}}
         if self.after_at is not None:
-            self.observed["at"] = "after the run (after= was read)"
+            self.observed["at"] = "the end of the run (after= was read)"
         else:
             self.observed["at"] = (f"hit {self.rows.first_hit + len(self.rows) - 1}"
                                    if len(self.rows) else "the stop before the first hit")

@@ -33,12 +33,14 @@ import html
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from mvnb.timing.counters import ACPI_PM_HZ
+from mvnb.timing import linux_checks
+from mvnb.timing.linux_observer import expected_diffs, observer_notes
+from mvnb.timing.linux_types import APIC_DIVISOR, U32, ApicCheck, cdiv, pick, signed
 
 if TYPE_CHECKING:
     from mvnb.timing.linux_apic_verbose import LinuxApicVerbose
@@ -46,8 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["APIC_DIVISOR", "LINUX_APIC_CAL_VARIABLES", "ApicCheck", "LinuxApicCalibration",
            "linux_calibrate_apic"]
 
-#: Linux programs the LAPIC timer to divide by 16 (``APIC_DIVISOR``).
-APIC_DIVISOR = 16
 #: The PM timer is 24 bits; ``lapic_cal_handler`` adds this when it wrapped once.
 ACPI_PM_OVRRUN = 1 << 24
 #: What ``lapic_cal_handler`` keeps (arch/x86/kernel/apic/apic.c): read them with
@@ -55,11 +55,6 @@ ACPI_PM_OVRRUN = 1 << 24
 LINUX_APIC_CAL_VARIABLES = ("lapic_cal_t1", "lapic_cal_t2", "lapic_cal_tsc1",
                             "lapic_cal_tsc2", "lapic_cal_pm1", "lapic_cal_pm2",
                             "lapic_cal_j1", "lapic_cal_j2")
-_U32 = (1 << 32) - 1
-_U64 = (1 << 64) - 1
-
-Outcome = Literal["passed", "failed", "skipped", "not observed"]
-
 _CANDIDATES = {
     "ccr": ("ccr", "tapic", "current_count", "timer_ccr", "TIMER_CCR", "lapic", "tmcct"),
     "loops": ("loops", "lapic_cal_loops"),
@@ -69,34 +64,6 @@ _CANDIDATES = {
 }
 _PAIRS = {"t": ("lapic_cal_t1", "lapic_cal_t2"), "tsc": ("lapic_cal_tsc1", "lapic_cal_tsc2"),
           "pm": ("lapic_cal_pm1", "lapic_cal_pm2"), "j": ("lapic_cal_j1", "lapic_cal_j2")}
-_PM_HINT = ("sample mvnb.x86.PM_TIMER at lapic_cal_handler, or read lapic_cal_pm1 and "
-            "lapic_cal_pm2 with after= and pass them as kernel_values")
-
-
-def _cdiv(a: int, b: int) -> int:
-    """C integer division (truncates toward zero)."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
-
-
-def _signed(v: int, bits: int = 64) -> int:
-    v &= (1 << bits) - 1
-    return v - (1 << bits) if v >> (bits - 1) else v
-
-
-def _hz2mult(hz: int, shift: int) -> int:
-    """``clocksource_hz2mult`` (include/linux/clocksource.h)."""
-    return (((10**9) << shift) + hz // 2) // hz & _U32
-
-
-@dataclass(frozen=True)
-class ApicCheck:
-    """One of the kernel's checks: its outcome, the number it looked at, and why."""
-
-    name: str
-    outcome: Outcome
-    value: Any
-    explanation: str
 
 
 @dataclass(frozen=True)
@@ -156,7 +123,7 @@ class LinuxApicCalibration:
             "mult": self.mult if self.pm_referenced is not None else None,
             "calibration result": (self.lapic_timer_period
                                    if self.pm_referenced is not None else None),
-            "TSC per tick": (_cdiv(self.deltatsc, self.lapic_cal_loops)
+            "TSC per tick": (cdiv(self.deltatsc, self.lapic_cal_loops)
                              if self.deltatsc is not None and self.pm_referenced is not None
                              else None),
         }
@@ -268,16 +235,6 @@ def _rounds(loops: np.ndarray) -> list[np.ndarray]:
     return [np.arange(a, b) for a, b in itertools.pairwise(starts) if b > a]
 
 
-def _pick(positions: np.ndarray, loops: np.ndarray, want: int, what: str) -> int:
-    hit = positions[loops[positions] == want]
-    if hit.size == 0:
-        raise ValueError(
-            f"no sample with lapic_cal_loops == {want} in the {what} round; the handler "
-            f"keeps its readings at 0 and LAPIC_CAL_LOOPS, so sample every call from -1"
-        )
-    return int(hit[0])
-
-
 def _pair(kernel_values: Mapping[str, Any], name: str) -> tuple[int, int] | None:
     first, second = _PAIRS[name]
     if first in kernel_values and second in kernel_values \
@@ -346,8 +303,8 @@ def linux_calibrate_apic(
     rounds = _rounds(loop_v) if len(frame) else []
     first = rounds[0] if rounds else np.arange(0)
     try:
-        p1 = _pick(first, loop_v, 0, "calibration")
-        p2 = _pick(first, loop_v, L, "calibration")
+        p1 = pick(first, loop_v, 0, "calibration")
+        p2 = pick(first, loop_v, L, "calibration")
         row_ids: tuple[Any, Any] = (frame.index[p1], frame.index[p2])
     except ValueError:
         if t_kernel is None:
@@ -369,11 +326,11 @@ def linux_calibrate_apic(
         t1, t2 = t_kernel
         sources["t"] = "kernel"
         if from_rows is not None:
-            gaps["lapic t1"] = (from_rows[0] & _U32) - t1
-            gaps["lapic t2"] = (from_rows[1] & _U32) - t2
+            gaps["lapic t1"] = (from_rows[0] & U32) - t1
+            gaps["lapic t2"] = (from_rows[1] & U32) - t2
     else:
         assert from_rows is not None
-        t1, t2 = from_rows[0] & _U32, from_rows[1] & _U32
+        t1, t2 = from_rows[0] & U32, from_rows[1] & U32
         sources["t"] = "sampled"
     delta = t1 - t2
     messages = ["Using local APIC timer interrupts.", "calibrating APIC timer ...",
@@ -386,12 +343,12 @@ def linux_calibrate_apic(
     deltatsc = None
     tsc_pair, tsc_rows = _pair(kv, "tsc"), sampled(tsc_c)
     if tsc_pair is not None:
-        deltatsc, sources["tsc"] = _signed(tsc_pair[1] - tsc_pair[0]), "kernel"
+        deltatsc, sources["tsc"] = signed(tsc_pair[1] - tsc_pair[0]), "kernel"
         if tsc_rows is not None:
             gaps["tsc t1"] = tsc_pair[0] - tsc_rows[0]
             gaps["tsc t2"] = tsc_pair[1] - tsc_rows[1]
     elif tsc_rows is not None:
-        deltatsc, sources["tsc"] = _signed(tsc_rows[1] - tsc_rows[0]), "sampled"
+        deltatsc, sources["tsc"] = signed(tsc_rows[1] - tsc_rows[0]), "sampled"
     else:
         sources["tsc"] = "not observed"
 
@@ -400,7 +357,7 @@ def linux_calibrate_apic(
     deltapm: int | None = None
     pm_pair, pm_rows = _pair(kv, "pm"), sampled(pm_c)
     if pm_pair is not None:
-        deltapm, sources["pm"] = (pm_pair[1] - pm_pair[0]) & _U32, "kernel"
+        deltapm, sources["pm"] = (pm_pair[1] - pm_pair[0]) & U32, "kernel"
         if pm_rows is not None:
             gaps["pm t1"] = pm_pair[0] - (pm_rows[0] & 0xFFFFFF)
             gaps["pm t2"] = (pm_pair[1] & 0xFFFFFF) - (pm_rows[1] & 0xFFFFFF)
@@ -414,13 +371,13 @@ def linux_calibrate_apic(
     else:
         sources["pm"] = "not observed"
 
-    pm_check, pm_referenced, delta_used, deltatsc, pm_msgs = _pm_check(
+    pm_check, pm_referenced, delta_used, deltatsc, pm_msgs = linux_checks.pm_check(
         deltapm, delta, deltatsc, sources["pm"])
     messages += pm_msgs
 
-    period = _cdiv(delta_used * APIC_DIVISOR, L) & _U32
+    period = cdiv(delta_used * APIC_DIVISOR, L) & U32
     tick_nsec = (10**9 + hz // 2) // hz
-    mult = (((period // APIC_DIVISOR) << 32) // tick_nsec) & _U32
+    mult = (((period // APIC_DIVISOR) << 32) // tick_nsec) & U32
     per_mhz = 1000000 // hz
     if pm_referenced is None:
         messages.append("(the lines below assume the PM-timer check did not rescale the delta)")
@@ -428,8 +385,8 @@ def linux_calibrate_apic(
                  f"..... calibration result: {period}"]
     cpu_hz = None
     if deltatsc is not None:
-        per_loop = _cdiv(deltatsc, L)
-        whole = _cdiv(per_loop, per_mhz)
+        per_loop = cdiv(deltatsc, L)
+        whole = cdiv(per_loop, per_mhz)
         messages.append(f"..... CPU clock speed is {whole}.{per_loop - whole * per_mhz:04d} MHz.")
         cpu_hz = deltatsc / L * hz
     messages.append(
@@ -467,8 +424,8 @@ def linux_calibrate_apic(
                      "arrived, so the loop was paced by the TSC (tsc_khz known), and there "
                      "is no global clock event device for the verification.")
 
-    verification, v_msgs = _verification(slow, pm_referenced, global_clock_event, rounds,
-                                         j_advanced, jif_c, frame, loop_v, L)
+    verification, v_msgs = linux_checks.verification(
+        slow, pm_referenced, global_clock_event, rounds, j_advanced, jif_c, frame, loop_v, L)
     messages += v_msgs
     if slow or verification.outcome == "failed":
         timer_enabled: bool | None = False
@@ -477,9 +434,9 @@ def linux_calibrate_apic(
     else:
         timer_enabled = True
 
-    expected = _expected(sources, observer, delta, delta_used, deltapm, deltatsc,
+    expected = expected_diffs(sources, observer, delta, delta_used, deltapm, deltatsc,
                          pm_referenced, hz)
-    notes += _observer_notes(observer, sources, expected, gaps, period, kv, frame)
+    notes += observer_notes(observer, sources, expected, gaps, period, kv, frame)
     return LinuxApicCalibration(
         hz=hz, lapic_cal_loops=L, rows=row_ids, t1=t1, t2=t2, delta=delta,
         delta_used=delta_used, lapic_timer_period=period, bus_hz=period * hz,
@@ -489,187 +446,3 @@ def linux_calibrate_apic(
         deltapm=deltapm, mult=mult, sources=sources, expected=expected, gaps=gaps,
         observer=observer,
     )
-
-
-def _pm_check(deltapm: int | None, delta: int, deltatsc: int | None, source: str
-              ) -> tuple[ApicCheck, bool | None, int, int | None, list[str]]:
-    """``calibrate_by_pmtimer``: the check, whether it referenced the result, the delta
-    and TSC delta it leaves, and its printk lines."""
-    pm_100ms = ACPI_PM_HZ // 10
-    pm_thresh = pm_100ms // 100
-    name = "PM-timer ±1%"
-    if deltapm is None:
-        return (ApicCheck(name, "not observed", None,
-                          f"the PM timer was not observed: {_PM_HINT}. On a machine without "
-                          "one (QEMU's microvm) the kernel reads 0 and skips the check; "
-                          "otherwise it may rescale the delta."),
-                None, delta, deltatsc, ["... PM-Timer delta = (not observed)"])
-    messages = [f"... PM-Timer delta = {deltapm}"]
-    if deltapm == 0:
-        why = ("QEMU's microvm has no ACPI PM timer (acpi_pm_read_early reads 0)"
-               if source == "machine" else "the PM timer did not move (no ACPI PM timer: "
-               "acpi_pm_read_early reads 0)")
-        return (ApicCheck(name, "skipped", 0, f"{why}; calibrate_by_pmtimer returns -1 and "
-                          "the result rests on the tick that paced the loop."),
-                False, delta, deltatsc, messages)
-    if pm_100ms - pm_thresh < deltapm < pm_100ms + pm_thresh:
-        messages.append("... PM-Timer result ok")
-        return (ApicCheck(name, "passed", deltapm,
-                          f"PM delta {deltapm:,} is within {pm_100ms:,} ± {pm_thresh:,} "
-                          "counts (100 ms ± 1% at 3,579,545 Hz): the calibration window "
-                          "really was 100 ms."),
-                True, delta, deltatsc, messages)
-    mult = _hz2mult(ACPI_PM_HZ, 22)
-    ms = (((deltapm * mult) & _U64) >> 22) // 1000000
-    messages.append(f"APIC calibration not consistent with PM-Timer: {ms}ms instead of 100ms")
-    used = ((delta & _U64) * pm_100ms & _U64) // deltapm
-    messages.append(f"APIC delta adjusted to PM-Timer: {used} ({delta})")
-    if deltatsc is not None:
-        adj = ((deltatsc & _U64) * pm_100ms & _U64) // deltapm
-        messages.append(f"TSC delta adjusted to PM-Timer: {adj} ({deltatsc})")
-        deltatsc = _signed(adj)
-    used = _signed(used)
-    return (ApicCheck(name, "failed", deltapm,
-                      f"PM delta {deltapm:,} is outside {pm_100ms:,} ± {pm_thresh:,}: the "
-                      f"window was {ms} ms, not 100 ms. The kernel warns and rescales the "
-                      f"LAPIC delta to {used:,} (and the TSC delta)."),
-            True, used, deltatsc, messages)
-
-
-def _verification(slow: bool, pm_referenced: bool | None, gce: bool | None,
-                  rounds: list[np.ndarray], j_advanced: int | None, jif_c: str | None,
-                  frame: pd.DataFrame, loop_v: np.ndarray, L: int
-                  ) -> tuple[ApicCheck, list[str]]:
-    """The jiffies ±2 verification (only without a PM reference and with a tick device)."""
-    name = "jiffies ±2 verification"
-    if slow:
-        return ApicCheck(name, "skipped", None,
-                         "not reached: the timer was already disabled as too slow."), []
-    if gce is None and len(rounds) < 2 and j_advanced == 0:
-        gce = False
-    if gce is False:
-        return ApicCheck(name, "skipped", None,
-                         "no global clock event device (no tick to count jiffies with), so "
-                         "the kernel skips the verification."), []
-    if pm_referenced:
-        return ApicCheck(name, "skipped", None, "the PM timer referenced the result, so the "
-                         "kernel does not verify against jiffies."), []
-    if pm_referenced is None:
-        return ApicCheck(name, "not observed", None,
-                         "the kernel verifies only when the PM timer did not reference the "
-                         f"result, which was not observed ({_PM_HINT})."), []
-    if len(rounds) < 2 or jif_c is None:
-        return ApicCheck(name, "not observed", None,
-                         "the kernel runs the LAPIC timer for LAPIC_CAL_LOOPS interrupts and "
-                         "compares jiffies; the frame has no second round of handler calls "
-                         "with jiffies (sample 'jiffies' at lapic_cal_handler past the first "
-                         "round)."), []
-    second = rounds[1]
-    q1 = _pick(second, loop_v, 0, "verification")
-    q2 = _pick(second, loop_v, L, "verification")
-    jv = frame[jif_c].to_numpy().astype(np.int64)
-    deltaj = int(jv[q2] - jv[q1]) & _U64
-    ok = L - 2 <= deltaj <= L + 2
-    messages = ["... verify APIC timer", f"... jiffies delta = {deltaj}",
-                "... jiffies result ok" if ok else
-                "APIC timer disabled due to verification failure"]
-    return ApicCheck(
-        name, "passed" if ok else "failed", deltaj,
-        f"jiffies advanced {deltaj} while the LAPIC timer fired {L} times; the kernel "
-        f"accepts {L - 2} … {L + 2}" + (". " if ok else ": the LAPIC timer and the tick "
-                                         "disagree, so the kernel disables the APIC timer.")
-    ), messages
-
-
-def _worst(observer: Mapping[str, Any] | None, clock: str) -> int | None:
-    """The most one row's stop moved ``clock`` ("lapic" or "tsc") before the guest's own
-    next read: the worst stop measured, plus the worst probe for each probe step a row
-    makes after its reading (the sampler reads non-stepping sources first)."""
-    if not observer:
-        return None
-    samples = observer.get("samples", {})
-    stop = samples.get(f"{clock}_per_stop")
-    probe = samples.get("lapic_per_probe" if clock == "lapic" else "tsc_per_read")
-    steps = int(observer.get("probe_steps_per_row", 0))
-    if not stop or (steps and not probe):
-        return None
-    return int(max(stop)) + steps * (int(max(probe)) if probe else 0)
-
-
-def _expected(sources: Mapping[str, str], observer: Mapping[str, Any] | None, delta: int,
-              delta_used: int, deltapm: int | None, deltatsc: int | None,
-              pm_referenced: bool | None, hz: int) -> dict[str, int | None]:
-    """Per quantity, how far the replay may differ from the kernel's own: 0 where both
-    rest on the kernel's values, else what the worst measured stop predicts."""
-    exact = {"kernel", "machine"}
-    L = hz // 10
-    lapic = 0 if sources.get("t") in exact else _worst(observer, "lapic")
-    pm_err: int | None = 0
-    if sources.get("pm") == "sampled":
-        pm_err = None if lapic is None or not delta else -(-lapic * (deltapm or 0) // abs(delta))
-    rescaled = bool(pm_referenced) and deltapm is not None and delta_used != delta
-    if lapic is None or pm_err is None:
-        used = None
-    elif rescaled and deltapm:
-        rel = lapic / max(abs(delta), 1) + pm_err / deltapm
-        used = int(abs(delta_used) * rel) + (1 if rel else 0)
-    else:
-        used = lapic
-    period = None if used is None else -(-used * APIC_DIVISOR // L) + (1 if used else 0)
-    tsc: int | None = 0 if sources.get("tsc") in exact else _worst(observer, "tsc")
-    if tsc is not None and deltatsc is not None and rescaled and deltapm and used:
-        tsc = int(abs(deltatsc) * (tsc / max(abs(deltatsc), 1) + (pm_err or 0) / deltapm)) + 1
-    tick = None if tsc is None else -(-tsc // L) + (1 if tsc else 0)
-    mult = None
-    if period is not None:
-        tick_nsec = (10**9 + hz // 2) // hz  # mult = (period / 16 << 32) / TICK_NSEC
-        mult = 0 if period == 0 else -(-period * (1 << 32) // (APIC_DIVISOR * tick_nsec)) + 1
-    return {"lapic delta": lapic, "PM-Timer delta": pm_err, "delta": used, "mult": mult,
-            "calibration result": period, "TSC per tick": tick}
-
-
-def _observer_notes(observer: Mapping[str, Any] | None, sources: Mapping[str, str],
-                    expected: Mapping[str, int | None], gaps: Mapping[str, int],
-                    period: int, kv: Mapping[str, Any], frame: pd.DataFrame) -> list[str]:
-    notes = []
-    if sources.get("t") == "kernel":
-        notes.append("The LAPIC readings are the kernel's own (lapic_cal_t1/t2): the replay "
-                     "gives the kernel's numbers exactly.")
-        if "lapic t1" in gaps:
-            notes.append(
-                f"The kernel read the LAPIC {gaps['lapic t1']:,} counts after the sampler at "
-                f"loop 0 and {gaps['lapic t2']:,} counts after it at loop "
-                "LAPIC_CAL_LOOPS: what the stop's resume (and the probes of that row) cost.")
-    elif not kv and "lapic_cal_t1" in (frame.attrs.get("after") or {}):
-        notes.append("frame.attrs['after'] holds the kernel's own lapic_cal_* values; pass "
-                     "kernel_values=frame.attrs['after'] to replay them exactly.")
-    if sources.get("t") != "sampled":
-        return notes
-    samples = (observer or {}).get("samples", {})
-    stop = samples.get("lapic_per_stop")
-    bound = expected.get("calibration result")
-    if not stop or bound is None:
-        notes.append("The observer effect was not measured (no attrs['observer'] with LAPIC "
-                     "figures): the kernel reads each count after the stop's resume, so the "
-                     "replay from these readings can differ from the kernel's own by what a "
-                     "stop costs; sample with a LAPIC or TSC column to measure it, or read "
-                     "the kernel's values with after= (mvnb.timing.LINUX_APIC_CAL_VARIABLES).")
-        return notes
-    probe = samples.get("lapic_per_probe") or []
-    steps = int((observer or {}).get("probe_steps_per_row", 0))
-    per_probe = (f"; one probe (rdtsc) ~{int(np.median(probe)):,} (max {max(probe):,}), and "
-                 f"each row makes {steps} probe step(s) after its LAPIC read"
-                 if probe and steps else "")
-    ppm = bound / period * 1e6 if period else float("nan")
-    spread = int(np.percentile(stop, 90) - np.percentile(stop, 10))
-    notes.append(
-        f"Observer effect (measured {observer.get('at', '') if observer else ''}): each "
-        f"stop moved the LAPIC by ~{int(np.median(stop)):,} counts (10-90% of {len(stop)} "
-        f"stops within {spread:,} of each other, the worst {max(stop):,}){per_probe}. The "
-        f"kernel reads t1 and t2 after the stop's resume, up to {expected['lapic delta']:,} "
-        "counts after the sampler did; the parts common to both cancel in the delta, so "
-        f"expect the replay to differ from the kernel's own by about ±{spread:,} counts in "
-        f"the delta, and by at most ±{expected['lapic delta']:,} (±{bound:,} in the "
-        f"calibration result, ±{ppm:,.0f} ppm). A resume that waits for a busy host to "
-        "schedule QEMU can cost milliseconds on its own.")
-    return notes

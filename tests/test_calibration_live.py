@@ -134,3 +134,16 @@ def test_pm_timer_by_the_kernels_own_in_instruction(guest):
         c = by_monitor.read(s, {})
         assert a <= b <= c and 0 < c - a < 3_579_545 // 100  # well under 10 ms apart
         assert by_in.steps == 1 and by_monitor.steps == 0
+
+
+def test_probes_record_how_far_they_moved_the_clocks(boot):
+    _vm, s, _ = boot("lapic_cal_handler")
+    prober = s.x86.prober
+    s.x86.cpuid(1)
+    s.x86.rdmsr(0x1B)
+    s.x86.tsc()
+    moved = list(prober.moved)[-3:]
+    assert [m["insn"] for m in moved] == ["cpuid", "rdmsr", "rdtsc"]
+    assert all(m["lapic"] > 0 for m in moved), moved  # free-running TCG: a step costs counts
+    ccr = mvnb.x86.TIMER_CCR
+    assert ccr.read(s, {}) == ccr.read(s, {})  # reading through the monitor costs nothing

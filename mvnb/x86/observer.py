@@ -31,7 +31,8 @@ import statistics
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Error
-from ..regs.lapic import parse_info_lapic
+from .probe import lapic_counted as _counted
+from .probe import lapic_timer as _lapic
 
 if TYPE_CHECKING:
     from ..gdb import Session
@@ -41,20 +42,6 @@ __all__ = ["NO_STEP", "measure_observer"]
 #: Instructions a measurement does not single-step: they wait for an interrupt or an event
 #: that QEMU's single step masks (``qqemu.sstepbits`` NOIRQ), so the step would not end.
 NO_STEP = ("hlt", "mwait", "monitor", "umwait", "tpause", "pause")
-_U32 = 0xFFFF_FFFF
-
-
-def _lapic(s: Session) -> tuple[int, int]:
-    regs = parse_info_lapic(s.monitor("info lapic"))
-    return regs["TIMER_CCR"] & _U32, regs["TIMER_ICR"] & _U32
-
-
-def _counted(before: tuple[int, int], after: tuple[int, int]) -> int | None:
-    """LAPIC counts between two reads of the down-counter; a periodic reload adds ICR."""
-    (c1, icr), (c2, _) = before, after
-    if icr == 0:
-        return None  # the timer is stopped: it measures nothing
-    return c1 - c2 if c2 <= c1 else c1 + (icr - c2)
 
 
 def _steppable(s: Session) -> str | None:

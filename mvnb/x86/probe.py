@@ -20,11 +20,13 @@ back and :class:`ProbeFault` is raised.
 
 from __future__ import annotations
 
+import collections
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Error, GdbError, ProbeFault
+from ..regs.lapic import parse_info_lapic
 
 if TYPE_CHECKING:
     from ..gdb import Session
@@ -117,6 +119,12 @@ class Prober:
 
     def __init__(self, session: Session) -> None:
         self.s = session
+        #: Each probe's step resumes the guest for one instruction, and that moves its
+        #: clocks (under TCG some thousands of LAPIC counts, see mvnb.x86.observer). With
+        #: ``track_clocks`` (and QEMU's monitor) every probe reads the LAPIC timer before
+        #: and after and appends ``{"insn", "lapic"}`` (counts it moved) to ``moved``.
+        self.track_clocks = True
+        self.moved: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self._sites: dict[str, int] = {}
         self._multiprocess: bool | None = None
         self._numbers: dict[str, int] | None = None
@@ -145,6 +153,8 @@ class Prober:
                         f"{insn.opcode.hex(' ')} (init text freed, or code patched)")
         stack_at = saved["rsp"] - STACK_GUARD
         stack = s.read_memory(stack_at, STACK_GUARD, timeout=timeout)
+        track = self.track_clocks and s.capabilities.monitor
+        before = lapic_timer(s) if track else None
         try:
             for name, value in {**inputs, "rip": address}.items():
                 self.write_register(name, value)
@@ -155,6 +165,12 @@ class Prober:
                     break
         finally:
             self._restore(saved, stack_at, stack)
+            if before is not None:
+                try:
+                    moved = lapic_counted(before, lapic_timer(s))
+                except Error:
+                    moved = None
+                self.moved.append({"insn": insn.mnemonic, "lapic": moved})
         if after["rip"] != address + len(insn.opcode):
             where = s.console(f"info symbol {after['rip']:#x}", timeout=timeout).strip()
             raise ProbeFault(
@@ -207,3 +223,19 @@ class Prober:
         if wrong:
             raise Error(f"could not restore {', '.join(wrong)} after a probe; the guest "
                         "state is changed: do not continue it")
+
+
+def lapic_timer(s: Session) -> tuple[int, int]:
+    """The LAPIC timer's current and initial count, from QEMU's ``info lapic`` (the guest
+    does not run for it)."""
+    regs = parse_info_lapic(s.monitor("info lapic"))
+    return regs["TIMER_CCR"] & 0xFFFF_FFFF, regs["TIMER_ICR"] & 0xFFFF_FFFF
+
+
+def lapic_counted(before: tuple[int, int], after: tuple[int, int]) -> int | None:
+    """LAPIC counts between two reads of the down-counter (a periodic reload adds the
+    initial count); None when the timer is stopped (initial count 0)."""
+    (c1, icr), (c2, _) = before, after
+    if icr == 0:
+        return None
+    return c1 - c2 if c2 <= c1 else c1 + (icr - c2)

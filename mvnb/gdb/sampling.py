@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Error, GdbError
-from .columns import Column, normalize_columns
+from .columns import Column, costs_of, normalize_columns, sources_of
 from .mi import quote
+from .periodic import sample_periodic
 from .rows import Rows
 from .sample_control import Limits, StopFlag, check_args, halt
 from .stop import Stop
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["sample", "sample_periodic"]
+
 
 #: Observer rounds at the first row (short: the guest is held at a hit it will go on
 #: from) and at the end of a run that read ``after=`` (nothing left to disturb).
@@ -127,8 +129,8 @@ def sample(
         sampler.method, location, interrupted=rows.interrupted,
         provenance=session.provenance(),
         ended=rows.ended or ("count" if count is not None else "stopped"),
-        seconds=round(time.monotonic() - started_at, 3), columns=_sources(cols),
-        costs=_costs(cols), errors=rows.errors[:10],
+        seconds=round(time.monotonic() - started_at, 3), columns=sources_of(cols),
+        costs=costs_of(cols), errors=rows.errors[:10],
         path=str(path) if path is not None else None, observer=sampler.observed,
         **({"after": sampler.after, "after_at": sampler.after_at} if after_exprs else {}),
     )
@@ -387,101 +389,3 @@ def _observer(cols: list[Column], observer: bool | Callable[[Session], dict[str,
     found = [getattr(c.source, "observer", None) for c in cols if not c.in_gdb]
     found = [f for f in found if callable(f)]
     return found[0] if found else None
-
-
-def sample_periodic(
-    session: Session,
-    columns: Mapping[str, Any] | Sequence[Any],
-    interval: float,
-    count: int,
-    *,
-    timeout: float | None = None,
-    path: str | Path | None = None,
-    append: bool = False,
-    progress: bool = True,
-    on_rows: Callable[[int], object] | None = None,
-) -> pd.DataFrame:
-    """Let the guest run and interrupt it every ``interval`` host seconds, ``count`` times.
-
-    For clocks no breakpoint reaches (jiffies while the guest idles). The schedule is
-    absolute (row k is due at start + k × interval), kept by a timed wait on the stop
-    event; the guest runs between rows and is left stopped after the last. A breakpoint
-    hit in between ends the run early (``attrs["ended"]``). Ctrl-C ends it with the rows
-    so far.
-    """
-    cols = normalize_columns(columns)
-    check_args(count=count, timeout=timeout, on_rows=on_rows)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise ValueError(f"interval is a positive number of seconds, not {interval!r}")
-    if session.running:
-        raise Error("the target is running; call interrupt() before sample_periodic()")
-    for column in cols:
-        column.source.prepare(session)
-    exprs = [c.source.expression for c in cols if c.in_gdb]
-    rows = Rows([c.name for c in cols], int(count), path, progress, on_rows,
-                f"sample every {interval:g} s", append=append)
-    started_at = time.monotonic()
-    give_up = None if timeout is None else started_at + timeout
-    try:
-        with StopFlag() as flag:
-            try:
-                _periodic(session, cols, exprs, rows, interval, count, started_at, give_up,
-                          flag)
-            except KeyboardInterrupt:  # raised by on_rows
-                rows.end("interrupt")
-            finally:
-                if session.connected and session.running:
-                    halt(session)
-    finally:
-        rows.close()
-    from ..timing.frame import sample_attrs
-
-    frame = rows.frame()
-    frame.attrs = sample_attrs(
-        "periodic", None, interrupted=rows.interrupted, provenance=session.provenance(),
-        ended=rows.ended or "count", interval=float(interval),
-        seconds=round(time.monotonic() - started_at, 3), columns=_sources(cols),
-        costs=_costs(cols), path=str(path) if path is not None else None,
-    )
-    return frame
-
-
-def _periodic(session: Session, cols: list[Column], exprs: list[str], rows: Rows,
-              interval: float, count: int, started_at: float, give_up: float | None,
-              flag: StopFlag) -> None:
-    for k in range(1, int(count) + 1):
-        due = started_at + k * interval
-        if give_up is not None and due > give_up:
-            rows.end("timeout")
-            return
-        session.cont(wait=False)
-        stop = None
-        while stop is None and not flag.set:
-            left = due - time.monotonic()
-            if left <= 0:
-                break
-            stop = session.wait_for_stop(min(left, 0.2))
-        if stop is None:
-            halt(session)
-        if flag.set:
-            rows.end("interrupt")
-            return
-        if stop is not None:
-            rows.end(f"stopped: {stop}")
-            return
-        host_ns = time.monotonic_ns()
-        values = iter(session.eval_many(exprs)) if exprs else iter(())
-        row: list[Any] = [host_ns, *(next(values) if c.in_gdb else None for c in cols)]
-        cache: dict[str, Any] = {}
-        for i in sorted((i for i, c in enumerate(cols) if not c.in_gdb),
-                        key=lambda i: int(getattr(cols[i].source, "steps", 0))):
-            row[1 + i] = cols[i].source.read(session, cache)
-        rows.add([row])
-
-
-def _sources(cols: list[Column]) -> dict[str, str]:
-    return {c.name: str(c.source) for c in cols}
-
-
-def _costs(cols: list[Column]) -> dict[str, str]:
-    return {c.name: str(getattr(c.source, "cost", "")) for c in cols}

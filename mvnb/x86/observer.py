@@ -17,7 +17,8 @@ probe or a step executes.
   (a LAPIC read is a monitor command and does not run the guest; a TSC read runs one
   ``rdtsc`` in the guest, which is itself a resume and a stop);
 - ``lapic_per_stop`` / ``tsc_per_stop``: a read, one GDB ``stepi`` (a stop-and-resume as a
-  ``cont`` from a breakpoint makes it, step-over included), a read;
+  ``cont`` from a breakpoint makes it, step-over included), a read (for the TSC, less the
+  median ``tsc_per_read``: the second read's own resume);
 - ``lapic_per_probe``: the LAPIC moved by one probe (the TSC reader's ``rdtsc``).
 
 Each is the median of ``rounds`` measurements; ``samples`` keeps them all. A value the
@@ -82,6 +83,7 @@ def measure_observer(session: Session, *, rounds: int = 5,
     why_not_step = _steppable(s)
     if why_not_step:
         unmeasured["stop"] = why_not_step
+    stop_and_read: list[int] = []
 
     def tsc() -> int:
         return int(s.x86.tsc(timeout=timeout))  # type: ignore[attr-defined]
@@ -105,12 +107,14 @@ def measure_observer(session: Session, *, rounds: int = 5,
             if tsc_ok:
                 t1 = tsc()
                 s.stepi(timeout=timeout)
-                t2 = tsc()
-                samples["tsc_per_stop"].append(t2 - t1 - samples["tsc_per_read"][-1])
+                stop_and_read.append(tsc() - t1)
             why_not_step = _steppable(s)
             if why_not_step:
                 unmeasured["stop"] = why_not_step
                 break
+    if stop_and_read and samples["tsc_per_read"]:  # a read's own resume taken off
+        read = int(statistics.median(samples["tsc_per_read"]))
+        samples["tsc_per_stop"] = [t - read for t in stop_and_read]
     if lapic_ok and not samples["lapic_per_read"]:
         unmeasured["lapic"] = "the LAPIC timer is stopped (initial count 0): it does not count"
     out: dict[str, Any] = {
@@ -120,7 +124,7 @@ def measure_observer(session: Session, *, rounds: int = 5,
     out["samples"] = {k: v for k, v in samples.items() if v}
     out["rounds"] = rounds
     out["how"] = ("reads at one stop; a stop is one GDB stepi (resume, step over the "
-                  "breakpoint, stop); tsc_per_stop has one TSC read's own cost taken off")
+                  "breakpoint, stop); tsc_per_stop has the median TSC read's cost taken off")
     if unmeasured:
         out["unmeasured"] = unmeasured
     return out

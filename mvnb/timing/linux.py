@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from mvnb.timing import linux_checks
+from mvnb.timing.compare import side_by_side
 from mvnb.timing.linux_observer import expected_diffs, observer_notes
 from mvnb.timing.linux_types import APIC_DIVISOR, U32, ApicCheck, cdiv, pick, signed
 
@@ -142,23 +143,8 @@ class LinuxApicCalibration:
             "calibration result": record.calibration_result,
             "TSC per tick": record.per_tick("cpu_clock", self.hz),
         }
-        rows = []
-        within: dict[str, bool | None] = {}
-        for name, replay in self.quantities().items():
-            k = kernel[name]
-            diff = None if replay is None or k is None else replay - k
-            ppm = None if diff is None or not k else diff / k * 1e6
-            rows.append((name, replay, k, diff, ppm))
-            bound = self.expected.get(name)
-            within[name] = None if diff is None or bound is None else abs(diff) <= bound
-        out = pd.DataFrame(rows, columns=["quantity", "replay", "kernel", "diff", "ppm"])
-        out = out.set_index("quantity")
-        for col in ("replay", "kernel", "diff"):
-            out[col] = out[col].astype("Int64")
-        out["ppm"] = out["ppm"].astype(float)
-        out.attrs["expected"] = dict(self.expected)
-        out.attrs["within_expected"] = within
-        return out
+        return side_by_side(((name, replay, kernel[name])
+                             for name, replay in self.quantities().items()), self.expected)
 
     def explain(self) -> str:
         """The conclusion in words."""

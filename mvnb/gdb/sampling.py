@@ -95,8 +95,9 @@ def sample(
 
     Every argument is checked before anything is armed. The collector breakpoint is deleted
     on every way out; the session's own breakpoints at the same address are disabled
-    meanwhile and enabled again. If GDB or the guest dies, the error is raised and the rows
-    already taken are in ``path``.
+    meanwhile and enabled again. An error ends the run with the collector removed; the rows
+    taken so far are on the exception (``error.partial_frame``) and in ``path``, also when
+    GDB or the guest died.
     """
     cols = normalize_columns(columns)
     after_exprs = check_args(location=location, count=count, duration=duration,
@@ -116,6 +117,11 @@ def sample(
                     after_exprs)
     except BaseException as error:
         where = f"; they are in {path}" if path is not None else ""
+        try:
+            error.partial_frame = rows.frame()  # type: ignore[attr-defined]
+            where += " and in error.partial_frame"
+        except (AttributeError, TypeError):
+            pass
         error.add_note(f"mvnb: the sampling run ended with this error after {len(rows)} "
                        f"rows{where}. The collector breakpoint was removed"
                        + ("." if session.connected else " with GDB."))
@@ -267,9 +273,7 @@ class _Sampler:
         duration or at the timeout (then None)."""
         while True:
             stop = self.s.wait_for_stop(limits.next_wait())
-            if each is not None:
-                each()
-            if stop is not None:
+            if stop is not None:  # the rows since the last fetch come with the final one
                 self.last = stop
                 return stop
             why = limits.expired()
@@ -281,6 +285,8 @@ class _Sampler:
                                   stacklevel=6)
                 self.last = halt(self.s, self.number)
                 return None
+            if each is not None:
+                each()
 
     def _is_hit(self, stop: Stop) -> bool:
         """True when the stop is the collector's hit; else note why sampling ended."""

@@ -244,3 +244,16 @@ def test_without_an_observer_measurement_it_says_so() -> None:
     r = linux_calibrate_apic(_real_like(pm=0), HZ)
     assert r.expected["lapic delta"] is None
     assert any("observer effect was not measured" in n for n in r.notes)
+
+
+def test_a_measurement_at_the_last_stop_widens_the_bound() -> None:
+    """Measured at the run's last hit, the measurement itself delays the kernel's next
+    read (its t2 when the run ended at loop 25): the bound includes what it moved."""
+    f = _real_like(pm=0)
+    f.attrs["observer"] = {"samples": {"lapic_per_stop": [6000, 9000],
+                                       "lapic_per_probe": [5000, 6000]},
+                           "probe_steps_per_row": 1, "moved_lapic": 40_000,
+                           "at": "the end of the run, at hit 26"}
+    r = linux_calibrate_apic(f, HZ)
+    assert r.expected["lapic delta"] == 9000 + 6000 + 40_000
+    assert any("moved the LAPIC by 40,000 counts" in n for n in r.notes)

@@ -47,10 +47,10 @@ if TYPE_CHECKING:
 __all__ = ["sample", "sample_periodic"]
 
 
-#: Observer rounds at the first row (short: the guest is held at a hit it will go on
-#: from) and at the end of a run that read ``after=`` (nothing left to disturb).
-_FIRST_ROUNDS = 3
-_END_ROUNDS = 20
+#: Observer rounds at the end of a run: at its last stop (the guest stays there, and goes
+#: on from there later: a short measurement) or past it, once ``after=`` was read.
+_LAST_STOP_ROUNDS = 5
+_PAST_ROUNDS = 20
 
 
 def sample(
@@ -87,11 +87,11 @@ def sample(
     ``after``: expressions read once more when the last hit's function has returned (a
     temporary breakpoint at the caller's return address), into ``attrs["after"]``; e.g.
     ``after=["lapic_cal_t1", "lapic_cal_t2"]``, which Linux stores inside the last call.
-    ``observer``: when a column stops the guest (a LAPIC or TSC reader), what a stop costs
-    its clocks is measured once (:func:`mvnb.x86.measure_observer`) and kept in
-    ``attrs["observer"]``: after the run when ``after`` was read, else at the first row
-    (three rounds of stepping the guest there). False skips it, a callable
-    ``f(session) -> dict`` replaces it.
+    ``observer``: when a column stops the guest (a LAPIC, PM timer or TSC reader), what a
+    stop costs its clocks is measured once at the end of the run, so no row is disturbed
+    (:func:`mvnb.x86.measure_observer`), and kept in ``attrs["observer"]``; at the last
+    hit the guest stays where it is, and ``moved_lapic`` says how far the measurement
+    moved its clocks. False skips it, a callable ``f(session) -> dict`` replaces it.
 
     Every argument is checked before anything is armed. The collector breakpoint is deleted
     on every way out; the session's own breakpoints at the same address are disabled
@@ -158,7 +158,6 @@ class _Sampler:
         self.flag = StopFlag()
         self.own_observer = _observer(cols, True)
         self.observer = _observer(cols, observer)
-        self.observe_first = False  # set by run(): measure at the first row
         self.observed: dict[str, Any] | None = None
         self.after: dict[str, Any] = {}
         self.after_at: str | None = None
@@ -170,7 +169,6 @@ class _Sampler:
             timeout: float | None, hardware: bool, include_current: bool | None,
             after: list[str]) -> None:
         self.hardware = hardware
-        self.observe_first = self.observer is not None and not after
         exprs = [c.source.expression for c in self.cols if c.in_gdb]
         spec = {"location": location, "exprs": exprs, "hardware": bool(hardware),
                 "count": count if self.method == "gdb-python" else None,
@@ -196,8 +194,8 @@ class _Sampler:
             at_hit = self._remove(failed=False)
             if after:
                 self._read_after(after, at_hit, timeout)
-                if self.observer is not None and self.observed is None and not self.flag.set:
-                    self._observe(_END_ROUNDS)  # the kernel's values are read: harmless now
+            if self.observer is not None and not self.flag.set:
+                self._observe(past=bool(after) and bool(self.after))
             self._enable(paused)
 
     # -- taking rows ----------------------------------------------------------------------
@@ -209,9 +207,6 @@ class _Sampler:
             if include_current or (include_current is None and here):
                 self.s.mi(f"-mvnb-collect-control {self.number} record")
                 self._row_at_stop()
-            if self.observe_first and not self.flag.set and self.rows.ended is None \
-                    and (count is None or len(self.rows) < count):
-                self._observe(_FIRST_ROUNDS)
             if self.flag.set:
                 self.rows.end("interrupt")
             elif count is None or len(self.rows) < count:
@@ -247,26 +242,28 @@ class _Sampler:
         """The row of the hit the guest sits at."""
         self.rows.add(self._fetch(live=True))
 
-    def _observe(self, rounds: int) -> None:
-        """What a stop costs the guest's clocks, measured once: at the end when ``after``
-        was read (nothing the run observes is disturbed), else at the first row (before
-        the guest runs on, so the last hit stays as the kernel sees it; few rounds, so the
-        guest is not held long there)."""
+    def _observe(self, *, past: bool) -> None:
+        """What a stop costs the guest's clocks, measured once, at the end, so no row is
+        disturbed. ``past``: the guest has left the location (``after=`` was read), so
+        the measurement may step it on and take more rounds; else it stays at its last
+        stop (probe steps only, every register restored) and ``moved_lapic`` says how far
+        the measurement moved the clocks before the guest's next read."""
         assert self.observer is not None
         how = self.observer
         try:
-            self.observed = dict(how(self.s, rounds=rounds) if how is self.own_observer
-                                 else how(self.s))
+            if how is self.own_observer:
+                rounds = _PAST_ROUNDS if past else _LAST_STOP_ROUNDS
+                self.observed = dict(how(self.s, rounds=rounds, move=past))  # type: ignore[call-arg]
+            else:
+                self.observed = dict(how(self.s))
         except Error as error:  # a measurement that cannot be made never fails the run
             self.observed = {"unmeasured": {"all": str(error)}}
-        if self.after_at is not None:
-            self.observed["at"] = "the end of the run (after= was read)"
-        else:
-            self.observed["at"] = (f"hit {self.rows.first_hit + len(self.rows) - 1}"
-                                   if len(self.rows) else "the stop before the first hit")
+        where = (f"hit {self.rows.first_hit + len(self.rows) - 1}"
+                 if self._at_collector(self.last) and len(self.rows) else "its last stop")
+        self.observed["at"] = ("the end of the run (after= was read)" if past
+                               else f"the end of the run, at {where}")
         self.observed["probe_steps_per_row"] = sum(
             int(getattr(c.source, "steps", 0)) for c in self.cols if not c.in_gdb)
-        self.last = None  # the measurement may have moved the guest off the hit
 
     def _wait(self, limits: Limits, each: Callable[[], None] | None) -> Stop | None:
         """The next stop, waited for in slices; the guest is halted on Ctrl-C, at the

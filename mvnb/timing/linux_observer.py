@@ -32,7 +32,11 @@ def worst_stop(observer: Mapping[str, Any] | None, clock: str) -> int | None:
     steps = int(observer.get("probe_steps_per_row", 0))
     if not stop or (steps and not probe):
         return None
-    return int(max(stop)) + steps * (int(max(probe)) if probe else 0)
+    # Measured at the last hit, the measurement itself came between that row and the
+    # guest's next read there (the kernel's t2, for a run that ended at loop 25).
+    at_last_stop = str(observer.get("at", "")).startswith("the end of the run, at")
+    extra = int(observer.get(f"moved_{clock}") or 0) if at_last_stop else 0
+    return int(max(stop)) + steps * (int(max(probe)) if probe else 0) + extra
 
 
 def expected_diffs(sources: Mapping[str, str], observer: Mapping[str, Any] | None, delta: int,
@@ -111,4 +115,10 @@ def observer_notes(observer: Mapping[str, Any] | None, sources: Mapping[str, str
         f"the delta, and by at most ±{expected['lapic delta']:,} (±{bound:,} in the "
         f"calibration result, ±{ppm:,.0f} ppm). A resume that waits for a busy host to "
         "schedule QEMU can cost milliseconds on its own.")
+    if str((observer or {}).get("at", "")).startswith("the end of the run, at"):
+        notes.append(
+            f"The measurement ran at the run's last stop and moved the LAPIC by "
+            f"{(observer or {}).get('moved_lapic') or 0:,} counts before the guest read it "
+            "again; that is in the bound above. Read the kernel's values with after= to "
+            "measure past the calibration instead.")
     return notes

@@ -257,3 +257,16 @@ def test_a_measurement_at_the_last_stop_widens_the_bound() -> None:
     r = linux_calibrate_apic(f, HZ)
     assert r.expected["lapic delta"] == 9000 + 6000 + 40_000
     assert any("moved the LAPIC by 40,000 counts" in n for n in r.notes)
+
+
+def test_the_rows_own_tick_jitter_widens_the_bound_when_larger() -> None:
+    """A stop that froze the clocks late shows in the rows: one tick long, the next short.
+    The same host can delay the kernel's read after a resume as much."""
+    f = _real_like(pm=0, noise=0)
+    f.loc[10:, "ccr"] = f.loc[10:, "ccr"].astype(np.int64) - 90_000  # hit 10 stopped late
+    f.attrs["observer"] = {"samples": {"lapic_per_stop": [6000, 9000],
+                                       "lapic_per_probe": [5000, 6000]},
+                           "probe_steps_per_row": 1, "at": "hit 0"}
+    r = linux_calibrate_apic(f, HZ)
+    assert r.expected["lapic delta"] == 90_000
+    assert any("strayed up to 90,000 counts" in n for n in r.notes)

@@ -40,7 +40,7 @@ import pandas as pd
 
 from mvnb.timing import linux_checks
 from mvnb.timing.compare import side_by_side
-from mvnb.timing.linux_observer import expected_diffs, observer_notes
+from mvnb.timing.linux_observer import expected_diffs, observer_notes, tick_jitter
 from mvnb.timing.linux_types import APIC_DIVISOR, U32, ApicCheck, cdiv, pick, signed
 
 if TYPE_CHECKING:
@@ -420,9 +420,10 @@ def linux_calibrate_apic(
     else:
         timer_enabled = True
 
+    jitter = tick_jitter(counts_per_tick) if sources["t"] == "sampled" else None
     expected = expected_diffs(sources, observer, delta, delta_used, deltapm, deltatsc,
-                         pm_referenced, hz)
-    notes += observer_notes(observer, sources, expected, gaps, period, kv, frame)
+                              pm_referenced, hz, jitter)
+    notes += observer_notes(observer, sources, expected, gaps, period, kv, frame, jitter)
     return LinuxApicCalibration(
         hz=hz, lapic_cal_loops=L, rows=row_ids, t1=t1, t2=t2, delta=delta,
         delta_used=delta_used, lapic_timer_period=period, bus_hz=period * hz,

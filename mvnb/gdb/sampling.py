@@ -244,16 +244,16 @@ class _Sampler:
 
     def _observe(self, *, past: bool) -> None:
         """What a stop costs the guest's clocks, measured once, at the end, so no row is
-        disturbed. ``past``: the guest has left the location (``after=`` was read), so
-        the measurement may step it on and take more rounds; else it stays at its last
-        stop (probe steps only, every register restored) and ``moved_lapic`` says how far
-        the measurement moved the clocks before the guest's next read."""
+        disturbed; the guest stays where it is (probe steps, every register restored).
+        ``past``: it has left the location (``after=`` was read), so nothing of the run is
+        left to disturb and the measurement takes more rounds; else ``moved_lapic`` says
+        how far the measurement moved the clocks before the guest's next read there."""
         assert self.observer is not None
         how = self.observer
         try:
             if how is self.own_observer:
                 rounds = _PAST_ROUNDS if past else _LAST_STOP_ROUNDS
-                self.observed = dict(how(self.s, rounds=rounds, move=past))  # type: ignore[call-arg]
+                self.observed = dict(how(self.s, rounds=rounds))  # type: ignore[call-arg]
             else:
                 self.observed = dict(how(self.s))
         except Error as error:  # a measurement that cannot be made never fails the run

@@ -17,11 +17,12 @@ probe or a step executes.
   (a LAPIC read is a monitor command and does not run the guest; a TSC read runs one
   ``rdtsc`` in the guest, which is itself a resume and a stop);
 - ``lapic_per_stop`` / ``tsc_per_stop``: a read, one stop-and-resume, a read (for the TSC,
-  less the median ``tsc_per_read``: the second read's own resume). The stop is a GDB
-  ``stepi`` where the guest may go on (as a ``cont`` from a breakpoint makes it, step-over
-  included), else an ``rdtsc`` run by the probe engine with every register restored (a
-  stepi and a probe step cost about the same: 7.0k and 6.2k LAPIC counts, medians of 20
-  on QEMU 7.2 TCG);
+  less the median ``tsc_per_read``: the second read's own resume). The stop is an
+  ``rdtsc`` run by the probe engine with every register restored, so the guest stays
+  where it is; ``move=True`` makes it a GDB ``stepi`` instead (as a ``cont`` from a
+  breakpoint steps over it). Both cost about the same: 6.2k and 7.0k LAPIC counts,
+  medians of 20 on QEMU 7.2 TCG. (A measurement that stepped the guest on past Linux's
+  calibration on ``-M pc`` once left it where a probe's single step never returned.)
 - ``lapic_per_probe``: the LAPIC moved by one probe (the TSC reader's ``rdtsc``).
 
 Each is the median of ``rounds`` measurements; ``samples`` keeps them all. A value the
@@ -60,12 +61,13 @@ def _steppable(s: Session) -> str | None:
 
 
 def measure_observer(session: Session, *, rounds: int = 5, move: bool = False,
-                     timeout: float = 30.0) -> dict[str, Any]:
+                     timeout: float = 10.0) -> dict[str, Any]:
     """Measure what a stop and a read cost the guest's clocks, at the current stop.
 
-    A "stop" is one resume and stop of the guest: with ``move`` a GDB ``stepi`` (the guest
-    goes ``rounds`` instructions on, as it would from a breakpoint), else one ``rdtsc``
-    run by the probe engine with every register restored (the guest stays where it is).
+    A "stop" is one resume and stop of the guest: one ``rdtsc`` run by the probe engine
+    with every register restored (the guest stays where it is), or with ``move`` a GDB
+    ``stepi`` (the guest goes ``rounds`` instructions on). The first error ends the
+    measurement (``unmeasured["stopped"]``) with what was measured so far.
     ``moved_lapic`` is how far the whole measurement moved the LAPIC timer: the guest's
     next read of it comes that much later. See the module doc for each figure.
     """
@@ -103,27 +105,35 @@ def measure_observer(session: Session, *, rounds: int = 5, move: bool = False,
             tsc()
 
     last_tsc = first_tsc
-    for _ in range(rounds):
-        if lapic_ok:
-            a = _lapic(s)
-            b = _lapic(s)
-            _add(samples["lapic_per_read"], _counted(a, b))
-            if tsc_ok:
-                tsc()
-                _add(samples["lapic_per_probe"], _counted(b, _lapic(s)))
-        if tsc_ok:
-            t0, t1 = tsc(), tsc()
-            samples["tsc_per_read"].append(t1 - t0)
-        if (move and why_not_step is None) or tsc_ok:
+
+    def measure_rounds() -> None:
+        nonlocal last_tsc
+        for _ in range(rounds):
             if lapic_ok:
                 a = _lapic(s)
-                stop()
-                _add(samples["lapic_per_stop"], _counted(a, _lapic(s)))
+                b = _lapic(s)
+                _add(samples["lapic_per_read"], _counted(a, b))
+                if tsc_ok:
+                    tsc()
+                    _add(samples["lapic_per_probe"], _counted(b, _lapic(s)))
             if tsc_ok:
-                t1 = tsc()
-                stop()
-                last_tsc = tsc()
-                stop_and_read.append(last_tsc - t1)
+                t0, t1 = tsc(), tsc()
+                samples["tsc_per_read"].append(t1 - t0)
+            if (move and why_not_step is None) or tsc_ok:
+                if lapic_ok:
+                    a = _lapic(s)
+                    stop()
+                    _add(samples["lapic_per_stop"], _counted(a, _lapic(s)))
+                if tsc_ok:
+                    t1 = tsc()
+                    stop()
+                    last_tsc = tsc()
+                    stop_and_read.append(last_tsc - t1)
+
+    try:
+        measure_rounds()
+    except Error as error:  # keep what was measured; a stuck stub is not worth waiting on
+        unmeasured["stopped"] = f"the measurement stopped early: {error}"
     if stop_and_read and samples["tsc_per_read"]:  # a read's own resume taken off
         read = int(statistics.median(samples["tsc_per_read"]))
         samples["tsc_per_stop"] = [t - read for t in stop_and_read]
@@ -135,7 +145,9 @@ def measure_observer(session: Session, *, rounds: int = 5, move: bool = False,
     }
     out["samples"] = {k: v for k, v in samples.items() if v}
     out["rounds"] = rounds
-    out["moved_lapic"] = _counted(start, _lapic(s)) if start is not None else None
+    out["moved_lapic"] = None
+    if start is not None and "stopped" not in unmeasured:
+        out["moved_lapic"] = _counted(start, _lapic(s))
     out["moved_tsc"] = last_tsc - first_tsc if tsc_ok else None
     out["how"] = ("reads at one stop; a stop is one " + (
         "GDB stepi (resume, step over the breakpoint, stop)" if move and not why_not_step

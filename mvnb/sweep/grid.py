@@ -99,7 +99,8 @@ def guest_spec(value: Any) -> GuestSpec:
         raise SweepError(f"guest={value!r} is no guest: give a mvnb.Guest, None or an ABI")
     debian_root = cache_dir() / "debian"
     match = re.fullmatch(r"vmlinuz-(\d+\.\d+\.\d+-\d+)-(.+)", value.kernel.name)
-    if match and match[2] in FLAVOURS and value.kernel.is_relative_to(debian_root):
+    if (match and match[2] in FLAVOURS and value.kernel.is_relative_to(debian_root)
+            and value.symbols == value.kernel.with_name(f"vmlinux-{match[1]}-{match[2]}")):
         return GuestSpec(name=value.name, flavour=match[2], abi=match[1],
                          cmdline=value.cmdline, nokaslr=value.nokaslr)
     return GuestSpec(name=value.name, kernel=str(value.kernel),

@@ -13,6 +13,7 @@ written as each run finished.
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import os
 import platform
 import secrets
@@ -146,16 +147,20 @@ def _drive(client: Any, runs: list[Run], blob: bytes, sweep_id: str, timeout: fl
 
     killed_worker = _killed_worker_type()
     pending: dict[Any, tuple[Run, int]] = {}
+    started: set[tuple[int, int]] = set()  # (run, attempt) that began on a worker
+    requeued: dict[int, int] = {}
+    keys = itertools.count()
 
     def submit(run: Run, attempt: int) -> None:
-        future = client.submit(execute, _task(run, blob, sweep_id, timeout),
-                               key=f"mvnb-run-{sweep_id}-{run.run}-{attempt}",
+        task = {**_task(run, blob, sweep_id, timeout), "attempt": attempt}
+        future = client.submit(execute, task,
+                               key=f"mvnb-run-{sweep_id}-{run.run}-{next(keys)}",
                                resources={RESOURCE: 1}, pure=False, retries=0)
         pending[future] = (run, attempt)
 
-    started: set[int] = set()
     topic = f"mvnb-sweep-{sweep_id}"
-    client.subscribe_topic(topic, lambda event: started.add(event[1]["run"]))
+    client.subscribe_topic(topic, lambda event: started.add(
+        (event[1]["run"], event[1]["attempt"])))
     for run in runs:
         submit(run, 1)
     bar = SweepProgress(len(runs), dashboard=dashboard_link(client), enabled=progress)
@@ -171,12 +176,17 @@ def _drive(client: Any, runs: list[Run], blob: bytes, sweep_id: str, timeout: fl
                 run, attempt = pending.pop(future)
                 record = _record(future, killed_worker)
                 future.release()
-                if record is None:  # the worker died: once more
+                if record is None:  # its worker died
+                    if (run.run, attempt) not in started and requeued.get(run.run, 0) < 3:
+                        # it was waiting on that worker, not running: not an attempt
+                        requeued[run.run] = requeued.get(run.run, 0) + 1
+                        submit(run, attempt)
+                        continue
                     if attempt == 1:
                         submit(run, 2)
                         continue
                     record = {"outcome": "worker-died", "error": (
-                        f"the worker running this run died, twice (attempts {attempt})")}
+                        f"the worker running this run died, in each of {attempt} attempts")}
                 rows = rows_of(run, record, attempt)
                 if record.get("attrs"):
                     run_attrs[run.run] = record["attrs"]
@@ -184,7 +194,7 @@ def _drive(client: Any, runs: list[Run], blob: bytes, sweep_id: str, timeout: fl
                 if out is not None:
                     out.append(rows)
                 bar.done(record["outcome"] == "ok")
-            bar.set_running(len(started & {r.run for r, _ in pending.values()}))
+            bar.set_running(sum(1 for r, a in pending.values() if (r.run, a) in started))
     except KeyboardInterrupt:
         client.cancel(list(pending))
         return True

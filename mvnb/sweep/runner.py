@@ -52,12 +52,12 @@ def _cancel_check() -> Callable[[], bool]:
     return cancelled
 
 
-def _announce(topic: str, run: int) -> None:
+def _announce(topic: str, run: int, attempt: int) -> None:
     """Tell the sweep that this run started (Dask's event log; the running count)."""
     try:
         from distributed import get_worker
 
-        get_worker().log_event(topic, {"run": run})
+        get_worker().log_event(topic, {"run": run, "attempt": attempt})
     except (ImportError, ValueError):
         pass
 
@@ -103,7 +103,7 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
                               "load_before": round(os.getloadavg()[0], 2), "error": "",
                               "warnings": [], "frame": None, "attrs": {}}
     cancelled = _cancel_check()
-    _announce(f"mvnb-sweep-{task['sweep']}", task["run"])
+    _announce(f"mvnb-sweep-{task['sweep']}", task["run"], task.get("attempt", 1))
     rundir = Path(tempfile.mkdtemp(prefix=f"mvnb-run-{tag}-"))
     env = {**os.environ, _procs.MARK: tag, "TMPDIR": str(rundir),
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

@@ -1,0 +1,158 @@
+"""mvnb.sweep without a guest: grids, seeds, guest specs, pickling by value, result files,
+and a cluster that offers no ``vm`` slot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import mvnb
+from mvnb.sweep import SweepError
+from mvnb.sweep.grid import GuestSpec, expand, guest_spec
+from mvnb.sweep.pickling import by_value, dumps
+from mvnb.sweep.results import ResultFile, rows_of
+
+OFFSET = 1000  # a module global the experiment below reads: it must travel with it
+
+
+def doubled(params):
+    """An experiment defined in a test module, which a worker cannot import."""
+    return {"twice": params["x"] * 2 + OFFSET, "helper": _helper(params["x"])}
+
+
+def _helper(x):
+    return f"x={x}"
+
+
+def test_grid_is_every_combination_repeats_interleaved():
+    runs, seed = expand({"icount": [None, 0], "machine": ["microvm", "pc"]}, repeat=2, seed=7)
+    assert [r.run for r in runs] == list(range(8))
+    assert [(r.params["icount"], r.params["machine"]) for r in runs[:4]] == [
+        (None, "microvm"), (None, "pc"), (0, "microvm"), (0, "pc")]
+    assert [r.params["icount"] for r in runs[4:]] == [r.params["icount"] for r in runs[:4]]
+    assert [r.repeat for r in runs] == [0] * 4 + [1] * 4
+    assert [r.reproducible for r in runs[:4]] == [False, False, True, True]
+    assert seed == 7
+    again, _ = expand({"icount": [None, 0], "machine": ["microvm", "pc"]}, repeat=2, seed=7)
+    assert [r.seed for r in again] == [r.seed for r in runs]
+    assert len({r.seed for r in runs}) == 8
+    other, drawn = expand({"icount": [None, 0], "machine": ["microvm", "pc"]}, repeat=2)
+    assert [r.seed for r in other] != [r.seed for r in runs]
+    replay, _ = expand({"icount": [None, 0], "machine": ["microvm", "pc"]}, repeat=2,
+                       seed=drawn)
+    assert [r.seed for r in replay] == [r.seed for r in other]
+
+
+def test_grid_from_a_dataframe_and_single_values():
+    frame = pd.DataFrame({"icount": [0, None], "host_load": [2, 0]})
+    runs, _ = expand(frame)
+    assert [r.params["icount"] for r in runs] == [0, None]
+    assert runs[1].reproducible is False
+    runs, _ = expand({"machine": "microvm", "icount": [0, 1]})
+    assert [r.params["machine"] for r in runs] == ["microvm", "microvm"]
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"outcome": [1]}, "names the sweep writes"),
+    ({"x": []}, "is empty"),
+    ([1, 2], "dict of lists or a DataFrame"),
+])
+def test_bad_grids_say_what_to_do(grid, message):
+    with pytest.raises(SweepError, match=message):
+        expand(grid)
+
+
+def test_repeat_must_be_positive():
+    with pytest.raises(SweepError, match="at least 1"):
+        expand({"x": [1]}, repeat=0)
+
+
+def test_guest_specs(guest):
+    spec = guest_spec(guest)
+    assert (spec.flavour, spec.abi) == ("cloud-amd64", guest.version)
+    assert spec.resolve() == guest
+    assert guest_spec(None).name == guest.name  # the newest cached build, pinned
+    assert guest_spec(f"{guest.version}-cloud-amd64").abi == guest.version
+    own = mvnb.Guest(kernel=guest.kernel, cmdline="console=ttyS0 quiet", name="mine")
+    files = guest_spec(own)
+    assert files.kernel == str(guest.kernel) and files.flavour is None
+    assert files.resolve().cmdline == "console=ttyS0 quiet"
+    with pytest.raises(SweepError, match=r"6\.1\.0-57"):
+        guest_spec("latest")
+
+
+def test_an_experiment_of_a_test_module_travels_by_value(tmp_path):
+    """A fresh interpreter that cannot import this module runs the unpickled experiment."""
+    assert by_value(__name__) and not by_value("mvnb.sweep.experiments")
+    blob = tmp_path / "experiment.pickle"
+    blob.write_bytes(dumps(doubled))
+    code = ("import pickle, sys; f = pickle.load(open(sys.argv[1], 'rb')); "
+            "print(f({'x': 21}))")
+    here = str(Path(__file__).parent)
+    env_path = [p for p in sys.path if p and Path(p).resolve() != Path(here).resolve()]
+    out = subprocess.run([sys.executable, "-c", code, str(blob)], capture_output=True,
+                         text=True, timeout=60, env={"PYTHONPATH": ":".join(env_path)},
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "{'twice': 1042, 'helper': 'x=21'}"
+    import cloudpickle
+
+    assert __name__ not in cloudpickle.list_registry_pickle_by_value()  # unregistered after
+
+
+def _rows(run_id, **experiment):
+    runs, _ = expand({"x": [run_id]}, seed=1)
+    frame = pd.DataFrame([experiment]) if experiment else None
+    return rows_of(runs[0], {"outcome": "ok", "frame": frame, "duration_s": 1.0}, 1)
+
+
+def test_result_rows_keep_run_columns_and_rename_clashes():
+    rows = _rows(3, value=5, outcome="mine")
+    assert rows.loc[0, "outcome"] == "ok" and rows.loc[0, "experiment_outcome"] == "mine"
+    assert rows.loc[0, "x"] == 3 and rows.loc[0, "value"] == 5
+    assert isinstance(rows.loc[0, "guest"], str)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_result_file_appends_keeps_and_rewrites_on_new_columns(tmp_path, suffix):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    path = tmp_path / f"sweep{suffix}"
+    out = ResultFile(path)
+    out.append(_rows(1, a=1))
+    out.append(_rows(2, a=2))
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    assert read(path)["a"].tolist() == [1, 2]
+    out.append(_rows(3, a=3, b="new"))
+    frame = read(path)
+    assert frame["x"].tolist() == [1, 2, 3] and frame["b"].iloc[2] == "new"
+    out.write_attrs({"sweep": "abc", "seed": 1})
+    assert json.loads((tmp_path / "sweep.attrs.json").read_text())["sweep"] == "abc"
+    later = ResultFile(path)  # a second sweep to the same file adds to it
+    later.append(_rows(4, a=4, b="x"))
+    assert read(path)["x"].tolist() == [1, 2, 3, 4]
+
+
+def test_result_file_kind_is_checked(tmp_path):
+    with pytest.raises(SweepError, match=r"\.csv or \.parquet"):
+        ResultFile(tmp_path / "out.xlsx")
+
+
+def test_a_cluster_without_vm_slots_is_refused_before_any_run():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        with pytest.raises(SweepError, match="--resources vm=1"):
+            mvnb.sweep.run(doubled, {"x": [1]}, client=client, progress=False)
+
+
+def test_guest_spec_of_files_must_exist_where_it_runs(tmp_path):
+    spec = GuestSpec(name="gone", kernel=str(tmp_path / "bzImage"))
+    with pytest.raises(mvnb.GuestError, match="does not exist"):
+        spec.resolve()

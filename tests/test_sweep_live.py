@@ -226,7 +226,7 @@ def test_a_killed_worker_is_retried_once_then_recorded(guest, tmp_path):
     assert_no_leftovers(frame)
 
 
-CTRL_C_SCRIPT = """
+CTRL_C_SCRIPT = r"""
 import json, sys
 import mvnb, mvnb.sweep
 
@@ -235,15 +235,16 @@ def experiment(params):
     s = vm.session()
     if params["kind"] == "quick":
         vm.close()
-        return {"qemu": vm.qemu_build.version}
+        return {{"qemu": vm.qemu_build.version}}
     s.hbreak("{never}")
-    with open(sys.argv[1] + ".hanging", "a") as f:  # the test waits for two of these
+    with open(params["notes"], "a") as f:  # the test waits for two of these
         f.write("hanging\n")
     s.cont(timeout=600)
 
 if __name__ == "__main__":
     frame = mvnb.sweep.run(experiment, {{"kind": ["quick", "quick", "hang", "hang", "hang"],
-                                        "cmdline": ["{rootwait}"]}},
+                                        "cmdline": ["{rootwait}"],
+                                        "notes": [sys.argv[1] + ".hanging"]}},
                            workers=2, timeout=600, path=sys.argv[1], progress=False)
     print(json.dumps({{"rows": len(frame), "kinds": frame["kind"].tolist(),
                       "outcomes": frame["outcome"].tolist(), "attrs": frame.attrs}}))

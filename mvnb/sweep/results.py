@@ -102,7 +102,8 @@ class ResultFile:
                                  "or give a .csv path") from None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.attrs_path = self.path.with_name(f"{self.path.stem}.attrs.json")
-        self.frame = self._read() if self.path.exists() else pd.DataFrame()
+        self.frame = (self._read() if self.path.exists() and self.path.stat().st_size
+                      else pd.DataFrame())
         self.previous = len(self.frame)
 
     def _read(self) -> pd.DataFrame:

@@ -156,3 +156,31 @@ def test_guest_spec_of_files_must_exist_where_it_runs(tmp_path):
     spec = GuestSpec(name="gone", kernel=str(tmp_path / "bzImage"))
     with pytest.raises(mvnb.GuestError, match="does not exist"):
         spec.resolve()
+
+
+def test_wilson_interval_matches_the_formula_and_stays_in_bounds():
+    from mvnb.sweep import wilson
+
+    low, high = wilson(0, 8)
+    assert low == 0.0 and 0.30 < high < 0.33  # 0 of 8: up to about a third
+    low, high = wilson(8, 8)
+    assert 0.67 < low < 0.70 and high == 1.0
+    low, high = wilson(5, 10)
+    assert abs(low - 0.2366) < 1e-3 and abs(high - 0.7634) < 1e-3
+
+
+def test_rates_by_condition_count_each_run_once():
+    from mvnb.sweep import rates
+
+    frame = pd.DataFrame({
+        "run": [0, 0, 1, 2, 3, 4],
+        "icount": [None, None, None, 0, 0, None],
+        "outcome": ["ok", "ok", "ok", "ok", "ok", "timeout"],
+        "status": ["stuck", "stuck", "reached", "reached", "reached", None],
+    })
+    table = rates(frame, by=["icount"], column="status", value="stuck")
+    free = table[table["icount"].isna()].iloc[0]
+    assert (free["runs"], free["count"], free["rate"]) == (2, 1, 0.5)
+    assert free["status=reached"] == 1 and free["status=stuck"] == 1
+    det = table[table["icount"] == 0].iloc[0]
+    assert (det["runs"], det["count"], det["low"]) == (2, 0, 0.0)

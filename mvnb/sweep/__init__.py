@@ -24,6 +24,7 @@ from .experiments import DEFAULT_COLUMNS, Reach, Sample, guest_of, qemu_options
 from .grid import GuestSpec, SweepError
 from .results import OUTCOMES
 from .run import run
+from .summary import rates, wilson
 
 __all__ = ["DEFAULT_COLUMNS", "OUTCOMES", "GuestSpec", "Reach", "Sample", "SweepError",
-           "guest_of", "local_cluster", "qemu_options", "run"]
+           "guest_of", "local_cluster", "qemu_options", "rates", "run", "wilson"]

@@ -42,12 +42,15 @@ def describe(frame: pd.DataFrame, table: pd.DataFrame, args: argparse.Namespace)
     qemus = ", ".join(f"{k}: {v['version']} ({v['package']})" for k, v in
                       workers["qemu"].items())
     kernel = next(iter(workers["guests"].values()))
-    stuck = int(table["count"].sum())
+    free = table[table["icount"].isna()]
+    fixed = table[table["icount"].notna()]
     return (
         f"- `{NAME}.csv` ({len(frame)} boots): how often Debian's cloud kernel on `-M "
         f"microvm` under TCG fails its TSC calibration and waits for ever in "
-        f"`calibrate_delay_converge` ({stuck} of {int(table['runs'].sum())} boots that "
-        f"ended; by condition in `{NAME}.summary.csv`). Each boot: `mvnb.Qemu(guest)` with "
+        f"`calibrate_delay_converge`: {int(free['count'].sum())} of {int(free['runs'].sum())} "
+        f"boots on free-running TCG, {int(fixed['count'].sum())} of "
+        f"{int(fixed['runs'].sum())} under icount (by condition, with Wilson 95 % "
+        f"intervals, in `{NAME}.summary.csv`). Each boot: `mvnb.Qemu(guest)` with "
         f"its guard, a session, `hbreak('lapic_cal_handler')`, `cont(timeout=90)` "
         f"(`mvnb.sweep.Reach`), no retry, no `tsc_early_khz=`; columns `status` (reached / "
         f"stuck / timeout), `stopped_in`, `boot_s`, `tsc` (the console's `tsc:` lines). "
@@ -68,14 +71,20 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
                         help="busy loops in the host_load condition (default: the cores)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--readme-only", action="store_true",
+                        help="summarise the recorded set again, without booting")
     args = parser.parse_args()
     grid = {"qemu": ["7.2", "10.0"], "icount": [None, 0], "host_load": [0, args.load],
             "machine": ["microvm"]}
     path = HERE / f"{NAME}.csv"
-    path.unlink(missing_ok=True)
-    frame = mvnb.sweep.run(mvnb.sweep.Reach(location="lapic_cal_handler", timeout=90),
-                           grid, repeat=args.repeat, workers=args.workers, timeout=240,
-                           path=path, seed=args.seed)
+    if args.readme_only:
+        frame = pd.read_csv(path, dtype={"qemu": str})
+        frame.attrs = json.loads((HERE / f"{NAME}.attrs.json").read_text())
+    else:
+        path.unlink(missing_ok=True)
+        frame = mvnb.sweep.run(mvnb.sweep.Reach(location="lapic_cal_handler", timeout=90),
+                               grid, repeat=args.repeat, workers=args.workers, timeout=240,
+                               path=path, seed=args.seed)
     table = mvnb.sweep.rates(frame, by=CONDITION, column="status", value="stuck")
     table.to_csv(HERE / f"{NAME}.summary.csv", index=False)
     print(table.to_string(index=False), file=sys.stderr)

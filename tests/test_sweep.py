@@ -184,3 +184,35 @@ def test_rates_by_condition_count_each_run_once():
     assert free["status=reached"] == 1 and free["status=stuck"] == 1
     det = table[table["icount"] == 0].iloc[0]
     assert (det["runs"], det["count"], det["low"]) == (2, 0, 0.0)
+
+
+def test_progress_counts_finished_failed_running():
+    from mvnb.sweep.progress import SweepProgress
+
+    bar = SweepProgress(3, dashboard=None, enabled=True)
+    bar.set_running(2)
+    bar.done(True)
+    bar.done(False)
+    bar.set_running(1)
+    assert bar.bar.n == 2
+    assert bar.bar.postfix == "finished 2, failed 1, running 1"
+    bar.close()
+
+
+def test_the_local_cluster_is_sized_for_vms_and_listens_on_loopback_only():
+    import psutil
+    from distributed import Client
+
+    from mvnb.sweep.cluster import cluster_workers, dashboard_link
+
+    with mvnb.sweep.local_cluster(1) as cluster, Client(cluster, set_as_default=False) as c:
+        assert c.scheduler.address.startswith("tcp://127.0.0.1:")
+        (info,) = cluster_workers(c).values()
+        assert info["nthreads"] == 1 and info["resources"] == {"vm": 1}
+        assert dashboard_link(c).startswith("http://127.0.0.1:")
+        me = psutil.Process()
+        processes = [me, *me.children(recursive=True)]
+        listening = [s.laddr for p in processes for s in p.net_connections("inet")
+                     if s.status == psutil.CONN_LISTEN]
+        assert len(listening) >= 3  # scheduler, its HTTP server, the worker (and nanny)
+        assert {a.ip for a in listening} == {"127.0.0.1"}, listening

@@ -179,11 +179,13 @@ def reach(params):
 
 
 def test_a_run_that_hangs_is_a_timeout_and_holds_up_nothing(guest):
-    frame = mvnb.sweep.run(reach, {"location": [NEVER, "lapic_cal_handler"], "icount": [0],
-                                   "cmdline": [ROOTWAIT]},
-                           workers=2, timeout=60, progress=False)
-    by = frame.set_index("location")
-    hung, fine = by.loc[NEVER], by.loc["lapic_cal_handler"]
+    import pandas as pd
+
+    grid = pd.DataFrame({"location": [NEVER, "lapic_cal_handler", NEVER],
+                         "cmdline": [ROOTWAIT, ROOTWAIT, None], "icount": [0, 0, 0]})
+    frame = mvnb.sweep.run(reach, grid, workers=2, timeout=60, progress=False)
+    by = frame.set_index("run")
+    hung, fine, panicked = by.loc[0], by.loc[1], by.loc[2]
     assert hung["outcome"] == "timeout"
     assert 60 <= hung["duration_s"] < 80
     assert "did not finish within 60" in hung["error"]
@@ -191,6 +193,10 @@ def test_a_run_that_hangs_is_a_timeout_and_holds_up_nothing(guest):
     assert fine["outcome"] == "ok" and fine["status"] == "reached", fine["error"]
     assert fine["stopped_in"] == "lapic_cal_handler" and fine["duration_s"] < 60
     assert "tsc: Detected" in fine["tsc"]
+    # no root device, no rootwait: the kernel panics ("VFS: Unable to mount root fs")
+    assert panicked["outcome"] == "ok" and panicked["status"] == "panic", panicked["error"]
+    assert panicked["stopped_in"] == "panic"
+    assert fine["duration_s"] + panicked["duration_s"] < 60  # both ran beside the hang
     assert_no_leftovers(frame)
 
 

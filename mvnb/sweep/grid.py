@@ -31,8 +31,8 @@ from ..vm.debian import ABI_PATTERN, FLAVOURS, debian
 __all__ = ["RESERVED", "GuestSpec", "Run", "SweepError", "expand", "guest_spec"]
 
 #: Columns the sweep itself writes into the results; a grid may not use these names.
-RESERVED = ("run", "repeat", "seed", "outcome", "attempts", "duration_s", "error", "worker",
-            "load_before", "warnings", "reproducible")
+RESERVED = ("run", "repeat", "seed", "outcome", "attempts", "duration_s", "experiment_s",
+            "error", "worker", "load_before", "warnings", "reproducible")
 
 
 class SweepError(Error):

@@ -2,7 +2,8 @@
 
 Columns: ``run``, ``repeat``, ``seed``, the grid's parameters (``guest`` by name),
 ``outcome`` (``ok``, ``timeout``, ``error``, ``worker-died``), ``attempts``, ``duration_s``
-(the run as the worker saw it, process start included), ``error``, ``worker``,
+(the run as the worker saw it, its process's start included), ``experiment_s`` (the
+experiment's own time in that process), ``error``, ``worker``,
 ``load_before`` (the worker machine's 1-minute load average as the run started),
 ``warnings``, ``reproducible`` (icount set: the guest's side repeats), then the
 experiment's own columns. An experiment that returned several rows gives several rows with
@@ -62,7 +63,8 @@ def rows_of(run: Run, record: Mapping[str, Any], attempts: int) -> pd.DataFrame:
     head.update({k: _param(v) for k, v in run.params.items()})
     head.update({
         "outcome": record["outcome"], "attempts": attempts,
-        "duration_s": record.get("duration_s"), "error": record.get("error") or "",
+        "duration_s": record.get("duration_s"), "experiment_s": record.get("experiment_s"),
+        "error": record.get("error") or "",
         "worker": record.get("worker", ""), "load_before": record.get("load_before"),
         "warnings": "\n".join(record.get("warnings") or []),
         "reproducible": run.reproducible,

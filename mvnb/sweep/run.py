@@ -100,8 +100,10 @@ def run(experiment: Callable[[dict[str, Any]], Any],
 
             cluster = local_cluster(workers)
             client = Client(cluster, set_as_default=False)
-            attrs["provenance"]["cluster"] = (f"LocalCluster: {len(cluster.workers)} worker "
-                                              f"processes, 1 thread and {RESOURCE}=1 each")
+            n = len(cluster.workers)
+            attrs["provenance"]["cluster"] = (f"LocalCluster: {n} worker process"
+                                              f"{'es' if n != 1 else ''}, 1 thread and "
+                                              f"{RESOURCE}=1 each")
         else:
             attrs["provenance"]["cluster"] = f"scheduler {client.scheduler.address}"
         check_resources(client)
@@ -155,7 +157,8 @@ def _drive(client: Any, runs: list[Run], blob: bytes, sweep_id: str, timeout: fl
         task = {**_task(run, blob, sweep_id, timeout), "attempt": attempt}
         future = client.submit(execute, task,
                                key=f"mvnb-run-{sweep_id}-{run.run}-{next(keys)}",
-                               resources={RESOURCE: 1}, pure=False, retries=0)
+                               resources={RESOURCE: 1}, pure=False, retries=0,
+                               priority=-run.run)  # first in the grid, first to run
         pending[future] = (run, attempt)
 
     topic = f"mvnb-sweep-{sweep_id}"

@@ -42,6 +42,12 @@ def boot(params: dict[str, Any]) -> dict[str, Any]:
     return {"boot_s": time.monotonic() - started}
 
 
+def nothing(params: dict[str, Any]) -> dict[str, Any]:
+    """No work: a sweep of these costs what the cluster, the cache check and the runner's
+    process cost."""
+    return {}
+
+
 def serial(guest: mvnb.Guest, boots: int) -> float:
     started = time.perf_counter()
     for _ in range(boots):
@@ -49,10 +55,10 @@ def serial(guest: mvnb.Guest, boots: int) -> float:
     return time.perf_counter() - started
 
 
-def sweep(boots: int, workers: int) -> tuple[float, Any]:
+def sweep(boots: int, workers: int, experiment: Any = boot) -> tuple[float, Any]:
     started = time.perf_counter()
-    frame = mvnb.sweep.run(boot, {"boot": list(range(boots))}, workers=workers, timeout=600,
-                           progress=False)
+    frame = mvnb.sweep.run(experiment, {"boot": list(range(boots))}, workers=workers,
+                           timeout=600, progress=False)
     elapsed = time.perf_counter() - started
     assert (frame["outcome"] == "ok").all(), frame["error"].tolist()
     return elapsed, frame
@@ -70,8 +76,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     guest = mvnb.guests.debian_cloud(progress=False)
-    serial_s, sweep_s, ratio, overhead, runner, boot_in_sweep, boot_serial = ([] for _ in
-                                                                                range(7))
+    serial_s, sweep_s, ratio, overhead, runner, boot_in_sweep, boot_serial, fixed = (
+        [] for _ in range(8))
     for r in range(args.rounds):
         order = ["serial", "sweep"] if r % 2 == 0 else ["sweep", "serial"]
         for side in order:
@@ -83,6 +89,7 @@ def main() -> None:
                 runner.extend((frame["duration_s"] - frame["experiment_s"]).tolist()
                               if "experiment_s" in frame else [])
                 boot_in_sweep.extend(frame["boot_s"].tolist())
+        fixed.append(sweep(args.workers, args.workers, nothing)[0])
         ratio.append(serial_s[-1] / sweep_s[-1])
         # what Dask and the runner add per boot, with the cores counted: the sweep's
         # core-seconds against the serial loop's seconds
@@ -98,7 +105,8 @@ def main() -> None:
                  "per_boot_overhead_s = (sweep wall × workers − serial wall) / boots: the "
                  "core-seconds a boot costs more in the sweep. runner_overhead_s: a run's "
                  "duration on the worker minus the experiment's own time (the run's process "
-                 "start and imports)."),
+                 "start and imports). empty_sweep_wall_s: a sweep of one no-op run per "
+                 "worker (cluster start, cache check, one run's process each, shutdown)."),
         "boots": args.boots, "workers": args.workers, "rounds": args.rounds,
         "serial_wall_s": spread(serial_s), "sweep_wall_s": spread(sweep_s),
         "ratio_serial_over_sweep": spread(ratio),
@@ -106,6 +114,7 @@ def main() -> None:
         "serial_per_boot_s": spread(boot_serial),
         "boot_s_in_sweep": spread(boot_in_sweep),
         "runner_overhead_s": spread(runner) if runner else None,
+        "empty_sweep_wall_s": spread(fixed),
     }, guest.name)
 
 

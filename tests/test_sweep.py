@@ -72,6 +72,7 @@ def test_repeat_must_be_positive():
         expand({"x": [1]}, repeat=0)
 
 
+@pytest.mark.live  # needs the cached guest (no boot)
 def test_guest_specs(guest):
     spec = guest_spec(guest)
     assert (spec.flavour, spec.abi) == ("cloud-amd64", guest.version)

@@ -248,16 +248,33 @@ def experiment(params):
     s.cont(timeout=600)
 
 if __name__ == "__main__":
-    frame = mvnb.sweep.run(experiment, {{"kind": ["quick", "quick", "hang", "hang", "hang"],
-                                        "cmdline": ["{rootwait}"],
-                                        "notes": [sys.argv[1] + ".hanging"]}},
-                           workers=2, timeout=600, path=sys.argv[1], progress=False)
-    print(json.dumps({{"rows": len(frame), "kinds": frame["kind"].tolist(),
+    import time
+    from mvnb.sweep import _procs
+
+    grid = {{"kind": ["quick", "quick", "hang", "hang", "hang"], "cmdline": ["{rootwait}"],
+             "notes": [sys.argv[1] + ".hanging"]}}
+    left = []
+    if sys.argv[2] == "own":  # run() starts and ends its LocalCluster
+        frame = mvnb.sweep.run(experiment, grid, workers=2, timeout=600, path=sys.argv[1],
+                               progress=False)
+    else:  # the user's cluster, which lives on: the runners end the cancelled runs
+        from distributed import Client
+
+        with mvnb.sweep.local_cluster(2) as cluster, \
+                Client(cluster, set_as_default=False) as client:
+            frame = mvnb.sweep.run(experiment, grid, client=client, timeout=600,
+                                   path=sys.argv[1], progress=False)
+            deadline = time.monotonic() + 30
+            left = [p for p in _procs.marked(frame.attrs["sweep"], prefix=True)
+                    if not _procs._wait_gone(p, max(0.0, deadline - time.monotonic()))]
+            assert len(client.scheduler_info()["workers"]) == 2
+    print(json.dumps({{"rows": len(frame), "kinds": frame["kind"].tolist(), "left": left,
                       "outcomes": frame["outcome"].tolist(), "attrs": frame.attrs}}))
 """
 
 
-def test_ctrl_c_returns_the_finished_runs_and_ends_every_process(guest, tmp_path):
+@pytest.mark.parametrize("cluster", ["own", "client"])
+def test_ctrl_c_returns_the_finished_runs_and_ends_every_process(guest, tmp_path, cluster):
     from mvnb.vm.qemu import _FileWatch
 
     script = tmp_path / "sweep.py"
@@ -266,7 +283,7 @@ def test_ctrl_c_returns_the_finished_runs_and_ends_every_process(guest, tmp_path
     mark = uuid.uuid4().hex
     env = {**os.environ, "MVNB_TEST_CTRL_C": mark,
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, str(script), str(csv)], env=env,
+    process = subprocess.Popen([sys.executable, str(script), str(csv), cluster], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
@@ -295,6 +312,7 @@ def test_ctrl_c_returns_the_finished_runs_and_ends_every_process(guest, tmp_path
     assert result["rows"] == 2 and result["kinds"] == ["quick", "quick"]
     assert result["outcomes"] == ["ok", "ok"]
     assert result["attrs"]["interrupted"] is True and "interrupted" in err
+    assert result["left"] == []  # on the user's cluster, while it still ran
     assert _gone(ours) == [], [_cmdline(p) for p in ours]
     assert _with_env("MVNB_TEST_CTRL_C", mark) == []
     assert len(csv.read_text().splitlines()) == 3  # the file has what the frame has

@@ -117,10 +117,9 @@ class ResultFile:
         self.frame = pd.concat([self.frame, rows], ignore_index=True) if len(self.frame) \
             else rows.reset_index(drop=True)
         if self.kind == "csv" and same and self.path.exists():
+            text = rows.to_csv(header=False, index=False)  # one write: Ctrl-C cannot split it
             with open(self.path, "a", newline="") as f:
-                rows.to_csv(f, header=False, index=False)
-                f.flush()
-                os.fsync(f.fileno())
+                f.write(text)
             return
         partial = self.path.with_name(f".{self.path.name}.partial")
         if self.kind == "csv":

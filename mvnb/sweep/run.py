@@ -221,9 +221,10 @@ def _record(future: Any, killed_worker: type[BaseException]) -> dict[str, Any] |
             record = {**record, "outcome": "error",
                       "error": "the run was cancelled on its worker (not by this sweep)"}
         return record
-    if future.status == "cancelled":
-        return {"outcome": "error", "error": "the cluster cancelled the run (scheduler "
-                                             "restarted, or the client lost it)"}
+    if future.status != "error":  # cancelled or lost: the cluster dropped it
+        return {"outcome": "error", "error": f"the cluster dropped the run (its future is "
+                                             f"{future.status}: scheduler restarted, or the "
+                                             "client lost it)"}
     error = future.exception()
     if isinstance(error, killed_worker):
         return None

@@ -150,7 +150,8 @@ def test_a_cluster_without_vm_slots_is_refused_before_any_run():
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster, set_as_default=False) as client:
         with pytest.raises(SweepError, match="--resources vm=1"):
-            mvnb.sweep.run(doubled, {"x": [1]}, client=client, progress=False)
+            mvnb.sweep.run(doubled, {"x": [1], "guest": ["6.1.0-57"]}, client=client,
+                           progress=False)
 
 
 def test_guest_spec_of_files_must_exist_where_it_runs(tmp_path):
@@ -217,3 +218,75 @@ def test_the_local_cluster_is_sized_for_vms_and_listens_on_loopback_only():
                      if s.status == psutil.CONN_LISTEN]
         assert len(listening) >= 3  # scheduler, its HTTP server, the worker (and nanny)
         assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+
+
+def draws(params):
+    """Randomness an experiment adds: seeded per run by the sweep."""
+    import random
+
+    import numpy as np
+
+    return {"r": random.random(), "n": int(np.random.randint(0, 2**31)),
+            "seen_seed": params["seed"]}
+
+
+@pytest.fixture(scope="module")
+def dummy(tmp_path_factory):
+    """A guest made of a file that is no kernel: these sweeps boot nothing."""
+    kernel = tmp_path_factory.mktemp("dummy") / "kernel"
+    kernel.write_bytes(b"no kernel")
+    return mvnb.Guest(kernel=kernel, name="dummy")
+
+
+@pytest.fixture(scope="module")
+def threads_client():
+    """A one-worker cluster in this process with a ``vm`` slot (the runs still get their
+    own processes)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      resources={"vm": 1}, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def test_a_seed_repeats_the_randomness_of_each_run(threads_client, tmp_path, dummy):
+    grid = {"x": [1, 2], "guest": [dummy]}
+    first = mvnb.sweep.run(draws, grid, client=threads_client, seed=5, progress=False,
+                           path=tmp_path / "draws.csv")
+    again = mvnb.sweep.run(draws, grid, client=threads_client, seed=5, progress=False)
+    assert (first["outcome"] == "ok").all(), first["error"].tolist()
+    first, again = first.sort_values("run"), again.sort_values("run")
+    assert first["r"].tolist() == again["r"].tolist()
+    assert first["n"].tolist() == again["n"].tolist()
+    assert first["r"].nunique() == 2  # each run its own draw
+    assert first["seen_seed"].tolist() == first["seed"].tolist()
+    written = pd.read_csv(tmp_path / "draws.csv")
+    assert sorted(written["r"]) == sorted(first["r"])  # the file has every run
+    attrs = json.loads((tmp_path / "draws.attrs.json").read_text())
+    assert attrs["seed"] == 5 and attrs["counts"]["ok"] == 2
+
+
+def test_a_worker_without_the_guest_stops_the_sweep_before_any_run(threads_client,
+                                                                    tmp_path):
+    kernel = tmp_path / "bzImage"
+    kernel.write_bytes(b"no kernel")
+    mine = mvnb.Guest(kernel=kernel, name="mine")
+    kernel.unlink()  # as on a machine that lacks the file
+    with pytest.raises(SweepError, match=r"worker .* cannot run this sweep: guest mine: "
+                                         r"kernel image .* does not exist"):
+        mvnb.sweep.run(doubled, {"x": [1], "guest": [mine]}, client=threads_client,
+                       progress=False, path=tmp_path / "none.csv")
+    assert not (tmp_path / "none.csv").exists()  # no run started
+
+
+def test_an_experiment_error_is_recorded_with_its_exception_first(threads_client, dummy):
+    frame = mvnb.sweep.run(failing, {"x": [1], "guest": [dummy]}, client=threads_client,
+                           progress=False)
+    assert frame.loc[0, "outcome"] == "error"
+    assert frame.loc[0, "error"].startswith("ValueError: no good: 1\n")
+    assert "Traceback" in frame.loc[0, "error"]
+
+
+def failing(params):
+    raise ValueError(f"no good: {params['x']}")

@@ -68,7 +68,10 @@ def on_worker(guests: list[GuestSpec], qemus: list[str | None], fetch: bool) -> 
     for spec in guests:
         try:
             guest = spec.resolve()
-            found["guests"][spec.name] = bzimage_version(guest.kernel)
+            try:
+                found["guests"][spec.name] = bzimage_version(guest.kernel)
+            except (Error, OSError):  # not a bzImage (an ELF kernel): what the guest says
+                found["guests"][spec.name] = guest.version or guest.name
         except Error as error:
             problems.append(f"guest {spec.name}: {error}")
     for version in qemus:

@@ -1,8 +1,9 @@
 """One run on a worker: the experiment in a child process, its timeout, its host load.
 
 Dask has no task timeout, and a thread cannot be stopped from outside: so the runner runs
-the experiment in a process of its own (:mod:`mvnb.sweep._child`), started through
-``mvnb._proc.spawn`` so that it dies with the worker. At the run's timeout, or when the
+the experiment in a process of its own (:mod:`mvnb.sweep._child`), forked by the worker's
+warm zygote (:mod:`mvnb.sweep._forks`), which dies with the worker, and the run's process
+with it. At the run's timeout, or when the
 task is cancelled (Ctrl-C in the sweep, the client gone), the runner kills that process and
 every process marked as the run's (:mod:`mvnb.sweep._procs`: the experiment's QEMU and
 GDB, the load generators) and waits until they are gone. Each run gets a private
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _proc
-from . import _procs
+from . import _forks, _procs
 
 __all__ = ["execute"]
 
@@ -111,25 +112,20 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
     payload.write_bytes(pickle.dumps({k: task[k] for k in ("experiment", "params", "seed")}))
     started = time.monotonic()
     loaders: list[subprocess.Popen[bytes]] = []
-    child: subprocess.Popen[bytes] | None = None
+    child: _forks.RunProcess | None = None
     try:
         loaders = _start_load(load, env)
-        with open(rundir / "child.log", "wb") as log:
-            child = _proc.spawn([sys.executable, "-m", "mvnb.sweep._child", str(payload),
-                                 str(result)], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=log, env=env, cwd=str(rundir))
+        child = _forks.start([str(payload), str(result)], env, rundir, rundir / "child.log")
         deadline = None if timeout is None else started + float(timeout)
         outcome = None
         while outcome is None:
             left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
-            try:
-                child.wait(max(0.0, left))
+            if child.wait(left):
                 outcome = "done"
-            except subprocess.TimeoutExpired:
-                if deadline is not None and time.monotonic() >= deadline:
-                    outcome = "timeout"
-                elif cancelled():
-                    outcome = "cancelled"
+            elif deadline is not None and time.monotonic() >= deadline:
+                outcome = "timeout"
+            elif cancelled():
+                outcome = "cancelled"
         record["duration_s"] = round(time.monotonic() - started, 3)
         if outcome == "timeout":
             console = _console_tail(rundir)
@@ -139,11 +135,12 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
                                   if console else ""))
         record["outcome"] = outcome
     finally:
-        for process in [child, *loaders]:
-            if process is not None and process.poll() is None:
-                process.kill()
-            if process is not None:
-                process.wait()
+        if child is not None:
+            child.kill()
+            child.close()
+        for process in loaders:
+            process.kill()
+            process.wait()
         left = _procs.end(_procs.marked(tag))
         if left:
             record["error"] += f"\nprocesses {left} of this run did not end within 10 s"

@@ -200,19 +200,31 @@ def test_a_run_that_hangs_is_a_timeout_and_holds_up_nothing(guest):
     assert_no_leftovers(frame)
 
 
+def _worker_pid() -> int:
+    """The Dask worker this run's process belongs to: its parent, or its parent's parent
+    when a zygote (mvnb.sweep._zygote) forked it."""
+    parent = os.getppid()
+    if "mvnb.sweep._zygote" in _cmdline(parent):
+        stat = Path(f"/proc/{parent}/stat").read_text()
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+    return parent
+
+
 def vm_then_die(params):
     """Start a VM and a session, note their pids, then kill this run's worker: every
     attempt for "always", the first for "once"."""
     vm = mvnb.Qemu(params["guest"])
     vm.session()
     mine = _procs.marked(os.environ[_procs.MARK])
+    if "mvnb.sweep._zygote" in _cmdline(os.getppid()):
+        mine.append(os.getppid())  # the worker's zygote dies with it too
     notes = Path(params["dir"])
     with open(notes / "pids", "a") as f:
         f.write(" ".join(map(str, mine)) + "\n")
     first = notes / f"{params['die']}-started"
     if params["die"] == "always" or not first.exists():
         first.touch()
-        os.kill(os.getppid(), signal.SIGKILL)  # the worker; its death signal ends us
+        os.kill(_worker_pid(), signal.SIGKILL)  # its death signal ends us
         signal.pause()
     vm.close()
     return {"survived": True}

@@ -2,9 +2,9 @@
 
 Dask has no task timeout, and a thread cannot be stopped from outside: so the runner runs
 the experiment in a process of its own (:mod:`mvnb.sweep._child`), forked by the worker's
-warm zygote (:mod:`mvnb.sweep._forks`), which dies with the worker, and the run's process
-with it. At the run's timeout, or when the
-task is cancelled (Ctrl-C in the sweep, the client gone), the runner kills that process and
+warm zygote (:mod:`mvnb.sweep._forks`); the zygote dies with the worker and the run's
+process with the zygote. At the run's timeout, or when the task is cancelled (Ctrl-C in
+the sweep, the client gone), the runner kills that process and
 every process marked as the run's (:mod:`mvnb.sweep._procs`: the experiment's QEMU and
 GDB, the load generators) and waits until they are gone. Each run gets a private
 ``TMPDIR``, removed afterwards, so a killed QEMU leaves no files behind.

@@ -155,7 +155,13 @@ def main() -> None:
         (HERE / f"{name}.attrs.json").write_text(json.dumps(frame.attrs, indent=2) + "\n")
         lines[name] = readme_line(name, what, frame)
         print(f"{name}: {len(frame)} rows → {path}", file=sys.stderr)
-    lines_path.write_text(json.dumps(lines, indent=2) + "\n")
+    write_readme(lines)
+
+
+def write_readme(lines: dict[str, str]) -> None:
+    """README.lines.json (one line per set, also the sweeps' of data/sweep_*.py) and the
+    README made of them."""
+    (HERE / "README.lines.json").write_text(json.dumps(lines, indent=2) + "\n")
     (HERE / "README.md").write_text(
         "# Recorded data\n\nSample sets recorded with `Session.sample` / `sample_periodic` "
         "from Debian's cloud kernel on QEMU (TCG; `microvm` unless a line says `-M pc`). "
@@ -163,7 +169,8 @@ def main() -> None:
         "every stop and resume moves them by some thousands of LAPIC counts under "
         "free-running TCG (`attrs[\"observer\"]` where measured), and `host_ns` is no "
         "reference across rows. `NAME.serial.txt` is the guest's console of that run. "
-        "Regenerate with `" + shlex.join(["python", "data/record.py"]) + "`.\n\n"
+        "Regenerate with `" + shlex.join(["python", "data/record.py"]) + "`; the sweeps "
+        "(many boots, `mvnb.sweep`) with the `data/sweep_*.py` script each names.\n\n"
         + "\n".join(lines[k] for k in sorted(lines)) + "\n")
 
 

@@ -57,9 +57,12 @@ def plot_rates(table: pd.DataFrame, *, title: str | None = None) -> Any:
     above = rows["high"].to_numpy(dtype=float) - rate
     ax.errorbar(rate, y, xerr=[below, above], fmt="o", ms=5, capsize=3, lw=1.2)
     for yi, (_, row) in zip(y, rows.iterrows(), strict=True):
-        ax.annotate(f"{int(row['count'])}/{int(row['runs'])}", (1.0, yi),
-                    xytext=(8, 0), textcoords="offset points", va="center",
-                    fontsize="small", annotation_clip=False)
+        # the count beside the interval, on the side with room: "3/8"
+        right = row["rate"] < 0.5
+        ax.annotate(f"{int(row['count'])}/{int(row['runs'])}",
+                    (row["high"] if right else row["low"], yi),
+                    xytext=(6 if right else -6, 0), textcoords="offset points",
+                    ha="left" if right else "right", va="center", fontsize="small")
     ax.set_yticks(y, labels)
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.6, len(rows) - 0.4)

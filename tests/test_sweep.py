@@ -188,6 +188,43 @@ def test_rates_by_condition_count_each_run_once():
     assert (det["runs"], det["count"], det["low"]) == (2, 0, 0.0)
 
 
+def test_plot_rates_draws_each_condition_with_its_interval_and_count():
+    from mvnb.sweep import plot_rates, rates
+
+    frame = pd.DataFrame({
+        "run": range(11),
+        "qemu": ["7.2"] * 8 + ["10.0"] * 3,
+        "icount": [None] * 5 + [0.0] * 3 + [None] * 3,
+        "outcome": ["ok"] * 11,
+        "status": ["stuck"] * 4 + ["reached"] * 4 + ["stuck", "reached", "reached"],
+    })
+    table = rates(frame, by=["qemu", "icount"], column="status", value="stuck")
+    fig = plot_rates(table)
+    (ax,) = fig.axes
+    at = {round(y): t.get_text() for y, t in zip(ax.get_yticks(), ax.get_yticklabels(),
+                                                 strict=True)}
+    top = len(table) - 1  # the table's first row is drawn on top
+    expected = [f"qemu {q}, icount {'none' if pd.isna(i) else int(i)}"
+                for q, i in zip(table["qemu"], table["icount"], strict=True)]
+    assert [at[top - k] for k in range(len(table))] == expected
+    assert sorted(t.get_text() for t in ax.texts) == sorted(
+        f"{c}/{n}" for c, n in zip(table["count"], table["runs"], strict=True))
+    (bars,) = ax.containers[0].lines[2]  # the errorbar's horizontal segments
+    for segment, (k, row) in zip(bars.get_segments(), table.iterrows(), strict=True):
+        (x0, y0), (x1, _) = segment
+        assert round(y0) == top - k
+        assert (x0, x1) == pytest.approx((row["low"], row["high"]))
+    assert "status = stuck" in ax.get_title() and "Wilson" in ax.get_title()
+    assert fig._repr_png_().startswith(b"\x89PNG")
+
+
+def test_plot_rates_refuses_a_table_that_is_not_rates():
+    from mvnb.sweep import plot_rates
+
+    with pytest.raises(ValueError, match=r"mvnb\.sweep\.rates\(\)"):
+        plot_rates(pd.DataFrame({"status": ["stuck"]}))
+
+
 def test_progress_counts_finished_failed_running():
     from mvnb.sweep.progress import SweepProgress
 

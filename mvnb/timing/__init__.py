@@ -82,6 +82,7 @@ __all__ = [
     "plot_clockcalib",
     "plot_counts",
     "plot_drift",
+    "plot_intervals",
     "plot_rate_histogram",
     "plot_residuals",
     "sample_attrs",
@@ -90,8 +91,8 @@ __all__ = [
     "windowed_drift",
 ]
 
-_PLOTS = ("plot_clockcalib", "plot_counts", "plot_drift", "plot_rate_histogram",
-          "plot_residuals")
+_PLOTS = ("plot_clockcalib", "plot_counts", "plot_drift", "plot_intervals",
+          "plot_rate_histogram", "plot_residuals")
 
 
 def __getattr__(name: str) -> Any:

@@ -80,6 +80,9 @@ ONE_BUILD = {
                               "every build",
     "test_cli.py": "the demo command's own path (its boot is test_session_live's)",
     "test_hz.py": "HZ is the kernel's, not QEMU's",
+    "test_sweep_live.py": "Dask's scheduling and mvnb's run timeouts and process ends: the "
+                          "same for every build (a sweep's grid names its QEMU; the recorded "
+                          "TSC-trap sweep ran both)",
 }
 
 

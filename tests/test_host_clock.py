@@ -110,5 +110,5 @@ def test_recorded_sets_name_the_fallback():
     assert "free-running TCG" in record.readme_line("x", "hits, free-running TCG", frame)
     readme = (ROOT / "data" / "README.md").read_text()
     for line in readme.splitlines():
-        if "tsc_early_khz=" in line:
+        if re.search(r"tsc_early_khz=\d", line):  # a set booted with the fallback
             assert "free-running" not in line and "cpu MHz" in line

@@ -143,3 +143,42 @@ def test_all_posts_build_with_jekyll(site, tmp_path):
             built = out / image.relative_to(folder)
             assert built.is_file(), f"{name}: {built} missing from the built site"
             assert image.name in page, f"{name}: {image.name} not linked from the page"
+
+
+def test_a_qemu_build_a_notebook_boots_is_named_with_a_reason():
+    """``mvnb.qemu`` metadata (what tests/conftest.py skips on) matches what the code boots."""
+    named = 0
+    for path in NOTEBOOKS:
+        nb = _read(path)
+        needs = nb.metadata.get("mvnb", {}).get("qemu")
+        if needs is None:
+            continue
+        named += 1
+        assert re.fullmatch(r"\d+(\.\d+)*", needs["version"]), (path.name, needs)
+        assert needs.get("reason", "").strip(), f"{path.name}: mvnb.qemu needs a reason"
+        code = "\n".join(c.source for c in _code(nb))
+        assert f'"{needs["version"]}"' in code, (
+            f"{path.name}: names QEMU {needs['version']} in its metadata but never boots it")
+    assert named >= 1  # apic-mode boots QEMU 10.0
+
+
+def test_a_notebook_whose_qemu_build_is_missing_is_skipped_with_the_fetch_command(tmp_path):
+    from conftest import notebook_needs_missing_build
+
+    from mvnb.vm import qemu_builds
+
+    path = tmp_path / "needs.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["mvnb"] = {"qemu": {"version": "99.9", "reason": "a QEMU from the future"}}
+    nbformat.write(nb, str(path))
+    why = notebook_needs_missing_build(path)
+    assert why is not None and "needs QEMU 99.9 (a QEMU from the future)" in why
+    assert "mvnb qemu fetch --version 99.9" in why
+    builds = qemu_builds()
+    if builds:
+        nb.metadata["mvnb"]["qemu"]["version"] = builds[0].version
+        nbformat.write(nb, str(path))
+        assert notebook_needs_missing_build(path) is None
+    nb.metadata["mvnb"] = {}
+    nbformat.write(nb, str(path))
+    assert notebook_needs_missing_build(path) is None

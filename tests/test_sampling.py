@@ -8,7 +8,8 @@ import pytest
 
 import mvnb
 from mvnb.gdb.columns import Column, Expression, normalize_columns
-from mvnb.gdb.rows import RowSink, to_frame
+from mvnb.gdb.rows import Rows, RowSink, to_frame
+from mvnb.gdb.sample_control import check_args
 from mvnb.x86 import TIMER_CCR, TIMER_DCR, TIMER_ICR, TSC, TscReader
 
 
@@ -43,19 +44,68 @@ def test_tsc_reader_identity():
     assert TscReader(rdtsc=0x10) != TSC
 
 
-def test_row_sink_appends_csv(tmp_path):
+def test_row_sink_writes_csv_as_rows_arrive(tmp_path):
     path = tmp_path / "rows.csv"
     sink = RowSink(path, ["hit", "host_ns", "x"])
+    assert not path.exists()  # nothing is written before the first rows
     sink.write([[0, 10, -1], [1, 11, None]])
     sink.write([[2, 12, 5]])
     sink.close()
     frame = pd.read_csv(path)
     assert frame.columns.tolist() == ["hit", "host_ns", "x"]
     assert frame["hit"].tolist() == [0, 1, 2] and sink.rows == 3
-    again = RowSink(path, ["hit", "host_ns", "x"])  # appends, no second header
-    again.write([[3, 13, 7]])
-    again.close()
-    assert pd.read_csv(path)["x"].tolist()[-1] == 7
+
+
+def test_row_sink_refuses_a_file_with_data_unless_append(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("hit,host_ns,x\n0,10,-1\n4,14,2\n")
+    with pytest.raises(mvnb.Error, match="append=True"):
+        RowSink(path, ["hit", "host_ns", "x"])
+    sink = RowSink(path, ["hit", "host_ns", "x"], append=True)
+    assert sink.first_hit == 5  # the file's last hit + 1
+    rows = Rows(["x"], None, path, False, None, "t", append=True)
+    rows.add([[20, 7], [21, 8]])
+    rows.close()
+    assert pd.read_csv(path)["hit"].tolist() == [0, 4, 5, 6]  # one header, hits go on
+    assert rows.frame()["hit"].tolist() == [5, 6]
+
+
+def test_row_sink_append_needs_the_same_columns(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("hit,host_ns,y\n0,10,-1\n")
+    with pytest.raises(mvnb.Error, match=r"has the columns \['hit', 'host_ns', 'y'\]"):
+        RowSink(path, ["hit", "host_ns", "x"], append=True)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert RowSink(empty, ["hit", "host_ns", "x"]).first_hit == 0  # empty: no append needed
+
+
+def test_row_sink_checks_the_folder_and_parquet_append(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        RowSink(tmp_path / "no" / "rows.csv", ["hit"])
+    with pytest.raises(ValueError, match="folder"):
+        RowSink(tmp_path, ["hit"])
+    pq = tmp_path / "rows.parquet"
+    pq.write_bytes(b"PAR1")
+    with pytest.raises(mvnb.Error, match="Parquet file cannot be appended"):
+        RowSink(pq, ["hit"], append=True)
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"location": ""}, ValueError), ({"count": 0}, ValueError), ({"count": 2.5}, ValueError),
+    ({"count": True}, ValueError), ({"duration": -1}, ValueError),
+    ({"timeout": float("nan")}, ValueError), ({"hardware": "yes"}, TypeError),
+    ({"include_current": 1}, TypeError), ({"after": "lapic_cal_t1"}, TypeError),
+    ({"after": [""]}, TypeError), ({"observer": "yes"}, TypeError), ({"on_rows": 3}, TypeError),
+])
+def test_sample_arguments_are_checked(kwargs, error):
+    with pytest.raises(error):
+        check_args(**kwargs)
+
+
+def test_sample_argument_check_passes_after_through():
+    assert check_args(location="f", count=3, after=("a", "b")) == ["a", "b"]
+    assert check_args() == []
 
 
 def test_row_sink_rejects_unknown_suffix(tmp_path):

@@ -8,9 +8,12 @@ counts 1 GHz bus ticks before the divide-by-16 (shared/facts/x86-apic.md).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import threading
+import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -42,10 +45,23 @@ def test_lapic_cal_handler_rows_and_bus_frequency(boot, tmp_path, qemu_build):
     assert frame["tsc"].is_monotonic_increasing
     assert frame.attrs["method"] == "mi" and not frame.attrs["interrupted"]
     assert frame.attrs["provenance"]["qemu"] == qemu_build.version
+    # The LAPIC timer against the TSC, row to row: under TCG both follow host time while
+    # the guest runs, so counts per TSC tick × the host's TSC rate × 16 is QEMU's 1 GHz
+    # bus, whatever TSC rate the guest itself measured (a loaded host upsets that, and
+    # with it the length of the kernel's own ticks).
+    khz = mvnb.vm.boot.host_tsc_khz()
+    if khz is not None:
+        per_tsc = -np.diff(frame["ccr"].to_numpy(dtype=float)) / np.diff(
+            frame["tsc"].to_numpy(dtype=float))
+        bus_hz = float(np.median(per_tsc)) * khz * 1000 * 16
+        assert abs(bus_hz - 1e9) < 0.01e9, (bus_hz, frame.to_string())
+    # What a stop costs was measured at the end, at the last hit, moving nothing but time.
+    observer = frame.attrs["observer"]
+    assert observer["at"] == "the end of the run, at hit 26", observer
+    assert observer["lapic_per_read"] == 0 and observer["moved_lapic"] > 0
+    r = linux_calibrate_apic(frame, HZ)
     t1, t2 = (int(frame.loc[frame["loops"] == n, "ccr"].iloc[0]) for n in (0, 25))
-    bus_hz = (t1 - t2) / 25 * 16 * HZ
-    assert abs(bus_hz - 1e9) < 0.1e9, bus_hz
-    assert abs(linux_calibrate_apic(frame, HZ).bus_hz - 1e9) < 0.1e9
+    assert r.delta == t1 - t2 and r.sources["t"] == "sampled"
     pd.testing.assert_frame_equal(pd.read_csv(path), frame, check_dtype=False)
     # The collector is gone (boot_to's own hbreak stays); the guest sits at the last hit,
     # and GDB knows it: the next continue steps over, no re-report of the same hit.
@@ -107,14 +123,15 @@ def test_sample_periodic(boot):
     _vm, s, _ = boot("lapic_cal_handler")
     for bp in s.breakpoints():
         bp.delete()
+    before = time.monotonic_ns()
     frame = s.sample_periodic({"jiffies": "jiffies", "ccr": mvnb.x86.TIMER_CCR},
                               interval=0.05, count=10, progress=False)
     assert len(frame) == 10 and frame.attrs["method"] == "periodic"
-    # The schedule is absolute: row k is due at start + k x interval, never earlier (a
-    # loaded machine makes rows late, not early; no upper bound is asserted).
-    span = (int(frame["host_ns"].iloc[-1]) - int(frame["host_ns"].iloc[0])) / 1e9
-    assert span >= 9 * 0.05 - 0.05
-    assert not s.running
+    # The schedule is absolute: row k (from 1) is not taken before start + k × interval;
+    # a busy host makes rows late, never early.
+    since_start = (frame["host_ns"] - before) / 1e9
+    assert (since_start >= (np.arange(10) + 1) * 0.05).all(), since_start.tolist()
+    assert frame["jiffies"].is_monotonic_increasing and not s.running
 
 
 def test_back_to_back_mi_runs_and_duration(boot):
@@ -132,3 +149,166 @@ def test_back_to_back_mi_runs_and_duration(boot):
     timed = s.sample("_raw_spin_lock", ["jiffies"], duration=0.5, progress=False)
     assert timed.attrs["ended"] == "duration" and not timed.attrs["interrupted"]
     assert len(timed) > 0 and not s.running
+
+
+# -- issue 8: checked before arming, removed on every way out, Ctrl-C always ends a run ---
+
+
+def test_bad_arguments_leave_nothing_armed(boot, tmp_path):
+    _vm, s, _ = boot("lapic_cal_handler")
+    before = s.console("info breakpoints")
+    full = tmp_path / "full.csv"
+    full.write_text("hit,host_ns,loops\n0,1,-1\n")
+    missing = tmp_path / "no" / "rows.csv"
+    cases = [
+        ({"location": "no_such_function_mvnb"}, mvnb.GdbError),
+        ({"columns": {"x": "no_such_variable_mvnb"}}, mvnb.GdbError),
+        ({"columns": {"x": "jiffies +"}}, mvnb.GdbError),
+        ({"path": full}, mvnb.Error),
+        ({"path": missing}, ValueError),
+        ({"count": 0}, ValueError),
+        ({"timeout": -1}, ValueError),
+        ({"after": "lapic_cal_t1"}, TypeError),
+        ({"columns": {"hit": "jiffies"}}, ValueError),
+    ]
+    for change, error in cases:
+        kwargs = {"location": "lapic_cal_handler", "columns": {"loops": "lapic_cal_loops"},
+                  "count": 3, "progress": False, **change}
+        with pytest.raises(error):
+            s.sample(**kwargs)
+        assert s.console("info breakpoints") == before, change
+    assert full.read_text() == "hit,host_ns,loops\n0,1,-1\n" and not missing.parent.exists()
+    # A parameter of the function at the location is in scope there, though not here.
+    s.finish(timeout=30)
+    frame = s.sample("lapic_cal_handler", {"dev": "(long)dev", "loops": "lapic_cal_loops"},
+                     count=2, progress=False)
+    assert frame["dev"].tolist() == [0, 0] and frame["loops"].tolist() == [0, 1]
+    assert frame.attrs["errors"] == []
+
+
+class _FailsOnThirdRead:
+    """A stop-time column source whose third read fails, as a probe or a monitor can."""
+
+    name = "fails"
+    expression = None
+    cost = "test source"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def prepare(self, session: mvnb.Session) -> None:
+        pass
+
+    def read(self, session: mvnb.Session, cache: dict) -> int:
+        self.reads += 1
+        if self.reads == 3:
+            raise mvnb.Error("the source failed on its third read")
+        return self.reads
+
+
+def test_an_error_mid_run_removes_the_collector_and_keeps_the_rows(boot, tmp_path):
+    _vm, s, _ = boot("lapic_cal_handler")
+    (user,) = [bp for bp in s.breakpoints() if not bp.guard]  # boot_to's hbreak there
+    path = tmp_path / "failing.csv"
+    with pytest.raises(mvnb.Error, match="third read") as info:
+        s.sample("lapic_cal_handler", {"loops": "lapic_cal_loops", "n": _FailsOnThirdRead()},
+                 count=10, timeout=60, path=path, progress=False)
+    assert any("after 2 rows" in note and str(path) in note for note in info.value.__notes__)
+    assert pd.read_csv(path)["n"].tolist() == [1, 2]
+    assert info.value.partial_frame["n"].tolist() == [1, 2]
+    assert len(_collectors(s, "lapic_cal_handler")) == 1 and user.enabled
+    stop = s.cont(timeout=30)  # stops where the user asked, and only there
+    assert stop.breakpoint is user
+
+
+def test_gdb_dying_mid_run_leaves_the_rows_in_path(boot, tmp_path):
+    vm, s, _ = boot("lapic_cal_handler")
+    for bp in s.breakpoints():
+        bp.delete()
+    path = tmp_path / "dying.csv"
+    gdb_pid = s._transport.process.pid
+
+    def kill_gdb(n: int) -> None:
+        if n >= 20:
+            os.kill(gdb_pid, signal.SIGKILL)
+
+    with pytest.raises((mvnb.SessionClosed, mvnb.TargetExited)) as info:
+        s.sample("_raw_spin_lock", {"jiffies": "jiffies"}, count=10**9, timeout=60,
+                 path=path, progress=False, on_rows=kill_gdb)
+    kept = pd.read_csv(path)
+    assert len(kept) >= 20 and kept["hit"].tolist() == list(range(len(kept)))
+    assert len(info.value.partial_frame) == len(kept)
+    assert any(f"after {len(kept)} rows; they are in {path}" in note
+               for note in info.value.__notes__)
+    assert vm.poll() is None  # QEMU lives on; the fixture closes it
+
+
+def test_a_second_ctrl_c_during_the_final_fetch_returns_the_rows(boot):
+    _vm, s, _ = boot("lapic_cal_handler")
+    for bp in s.breakpoints():
+        bp.delete()
+    first = threading.Event()
+    seconds: list[int] = []
+
+    def ctrl_c() -> None:
+        first.set()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def on_rows(n: int) -> None:
+        if first.is_set() and not s.running and not seconds:  # the final fetch: halted
+            seconds.append(n)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(1.0, ctrl_c)
+    timer.start()
+    try:
+        frame = s.sample("_raw_spin_lock", {"jiffies": "jiffies"}, count=10**9, timeout=60,
+                         progress=False, on_rows=on_rows)
+    finally:
+        timer.cancel()
+    assert seconds, "the final fetch passed no rows to on_rows"
+    assert frame.attrs["interrupted"] and len(frame) >= seconds[0]
+    assert _collectors(s, "_raw_spin_lock") == [] and not s.running
+
+
+def test_ctrl_c_always_ends_a_run_even_when_it_meets_a_hit(boot):
+    """GDB drops an -exec-interrupt that meets a queued stop reply, then resumes past a
+    collector hit that does not stop (mvnb/gdb/sample_control.py): seen 17 times in 150.
+    Every one of these runs must end at Ctrl-C, and leave no collector behind."""
+    _vm, s, _ = boot("lapic_cal_handler")
+    for bp in s.breakpoints():
+        bp.delete()
+    rng = random.Random(8)
+    for run in range(15):
+        timer = threading.Timer(rng.uniform(0.05, 0.4), os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        started = time.monotonic()
+        try:
+            frame = s.sample("_raw_spin_lock", {"jiffies": "jiffies"}, count=10**9,
+                             timeout=60, progress=False)
+        finally:
+            timer.cancel()
+        assert frame.attrs["ended"] == "interrupt", (run, frame.attrs["ended"])
+        assert time.monotonic() - started < 20, run
+    user = s.hbreak("_raw_spin_lock")
+    stop = s.cont(timeout=30)
+    assert stop.breakpoint is user  # no halted collector is left to stop first
+    assert _collectors(s, "_raw_spin_lock") == [line for line in _collectors(s, "_raw_spin_lock")
+                                                if line.split()[0] == str(user.number)]
+
+
+def test_append_continues_the_hit_numbers(boot, tmp_path):
+    _vm, s, _ = boot("lapic_cal_handler")
+    for bp in s.breakpoints():
+        bp.delete()
+    path = tmp_path / "twice.csv"
+    s.sample("_raw_spin_lock", {"lock": "$rdi"}, count=5, path=path, progress=False)
+    with pytest.raises(mvnb.Error, match="append=True"):
+        s.sample("_raw_spin_lock", {"lock": "$rdi"}, count=5, path=path, progress=False)
+    with pytest.raises(mvnb.Error, match="columns"):
+        s.sample("_raw_spin_lock", {"rdi": "$rdi"}, count=5, path=path, append=True,
+                 progress=False)
+    second = s.sample("_raw_spin_lock", {"lock": "$rdi"}, count=5, path=path, append=True,
+                      progress=False)
+    assert second["hit"].tolist() == [5, 6, 7, 8, 9]
+    assert pd.read_csv(path)["hit"].tolist() == list(range(10))

@@ -24,7 +24,7 @@ SLIDE = 0x200000  # CONFIG_PHYSICAL_ALIGN of Debian's kernels
 
 def without_nokaslr(guest: mvnb.Guest) -> mvnb.Guest:
     """The guest with KASLR on. Where the host's TSC frequency is known it is passed too:
-    about half of the microvm boots otherwise stall in calibrate_delay_converge (README),
+    free-running microvm boots on a busy host otherwise stall in calibrate_delay_converge (README),
     and then never reach the panic this test waits for."""
     khz = host_tsc_khz()
     cmdline = guest.cmdline + (f" tsc_early_khz={khz}" if khz else "")

@@ -7,6 +7,7 @@ import io
 import matplotlib
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.figure import Figure
 
 from mvnb.timing import (
@@ -14,6 +15,7 @@ from mvnb.timing import (
     plot_clockcalib,
     plot_counts,
     plot_drift,
+    plot_intervals,
     plot_rate_histogram,
     plot_residuals,
     windowed_drift,
@@ -75,3 +77,34 @@ def test_down_counter_plots_say_so() -> None:
     drift = plot_drift(f, "tsc", "ccr", window=100, expected_rate=0.025)
     assert "counting down" in drift.axes[0].get_title()
     assert abs(drift.axes[0].lines[0].get_ydata()).max() < 1  # ppm, not -2e6
+
+
+def test_intervals_plot_one_series_per_frame_down_counters_positive() -> None:
+    loops = np.arange(-1, 26)
+    steady = pd.DataFrame({"loops": loops, "ccr": 268_000_000 - (loops + 1) * 1_716_419})
+    uneven = pd.DataFrame({"loops": loops,
+                           "ccr": 268_000_000 - np.cumsum(np.r_[0, [240_000, 260_000] * 13])})
+    fig = plot_intervals({"icount": steady, "TCG": uneven}, "ccr", x="loops",
+                         reference=250_000, reference_label="4 ms", logy=True)
+    ax = fig.axes[0]
+    first, second, ref = ax.lines
+    assert list(first.get_xdata()) == list(range(0, 26))  # each interval at its later row
+    assert set(first.get_ydata()) == {1_716_419}
+    assert list(second.get_ydata()[:2]) == [240_000, 260_000]
+    assert first.get_label() == "icount (26 intervals)" and ref.get_label() == "4 ms"
+    assert list(ref.get_ydata()) == [250_000, 250_000]
+    assert ax.get_yscale() == "log" and "counted down" in ax.get_ylabel()
+    assert _draws(fig).startswith(b"\x89PNG")
+
+
+def test_intervals_plot_up_counter_and_bad_columns() -> None:
+    f = pd.DataFrame({"tsc": [0, 10, 25, 45]})
+    ax = plot_intervals(f, "tsc").axes[0]
+    assert list(ax.lines[0].get_ydata()) == [10, 15, 20]
+    assert "counted down" not in ax.get_ylabel()
+    with pytest.raises(KeyError, match="no column 'ccr'"):
+        plot_intervals({"a": f}, "ccr")
+    with pytest.raises(KeyError, match="for x"):
+        plot_intervals({"a": f}, "tsc", x="loops")
+    with pytest.raises(ValueError, match="at least one frame"):
+        plot_intervals({}, "tsc")

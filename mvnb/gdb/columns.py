@@ -18,7 +18,7 @@ from ..regs.spec import RegisterSpec
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["Column", "ColumnSource", "Expression", "normalize_columns"]
+__all__ = ["Column", "ColumnSource", "Expression", "costs_of", "normalize_columns", "sources_of"]
 
 
 @runtime_checkable
@@ -29,6 +29,10 @@ class ColumnSource(Protocol):
     inside the breakpoint without stopping the guest, else None. ``read`` is called with
     the guest stopped; ``cache`` is shared by the columns of one row (a LAPIC snapshot
     read once for three LAPIC columns). ``cost`` says what one read costs the guest.
+
+    Optional: ``steps`` (guest instructions one read executes; the sampler reads sources
+    with 0 first, at the frozen stop) and ``observer`` (a callable ``f(session, rounds=N)
+    -> dict`` measuring what a stop costs the guest's clocks, run once per sample run).
     """
 
     name: str
@@ -123,3 +127,13 @@ def _source(source: Any) -> ColumnSource:
         return source
     raise TypeError(f"a column source is a C expression, '$register', or a column source "
                     f"object such as mvnb.x86.TIMER_CCR, not {type(source).__name__}")
+
+
+def sources_of(cols: list[Column]) -> dict[str, str]:
+    """Each column's source as text, for ``frame.attrs["columns"]``."""
+    return {c.name: str(c.source) for c in cols}
+
+
+def costs_of(cols: list[Column]) -> dict[str, str]:
+    """What reading each column costs the guest, for ``frame.attrs["costs"]``."""
+    return {c.name: str(getattr(c.source, "cost", "")) for c in cols}

@@ -81,49 +81,18 @@ __all__ = [
     "parse_info_lapic",
 ]
 
-LAPIC_ID = get("LAPIC_ID")
-LAPIC_VERSION = get("LAPIC_VERSION")
-TPR = get("TPR")
-APR = get("APR")
-PPR = get("PPR")
-EOI = get("EOI")
-RRD = get("RRD")
-LDR = get("LDR")
-DFR = get("DFR")
-SVR = get("SVR")
-ISR = get("ISR")
-TMR = get("TMR")
-IRR = get("IRR")
-ESR = get("ESR")
-LVT_CMCI = get("LVT_CMCI")
-ICR = get("ICR")
-LVT_TIMER = get("LVT_TIMER")
-LVT_THERMAL = get("LVT_THERMAL")
-LVT_PERF = get("LVT_PERF")
-LVT_LINT0 = get("LVT_LINT0")
-LVT_LINT1 = get("LVT_LINT1")
-LVT_ERROR = get("LVT_ERROR")
-TIMER_ICR = get("TIMER_ICR")
-TIMER_CCR = get("TIMER_CCR")
-TIMER_DCR = get("TIMER_DCR")
-X2APIC_ID = get("X2APIC_ID")
-X2APIC_LDR = get("X2APIC_LDR")
-X2APIC_ICR = get("X2APIC_ICR")
-IA32_APIC_BASE = get("IA32_APIC_BASE")
-IA32_TSC_DEADLINE = get("IA32_TSC_DEADLINE")
-IA32_EFER = get("IA32_EFER")
-RFLAGS = get("RFLAGS")
-CR0 = get("CR0")
-CR3 = get("CR3")
-CR4 = get("CR4")
-CPUID_1_EDX = get("CPUID_1_EDX")
-CPUID_1_ECX = get("CPUID_1_ECX")
-CPUID_6_EAX = get("CPUID_6_EAX")
-CPUID_80000007_EDX = get("CPUID_80000007_EDX")
-CPUID_40000000_EAX = get("CPUID_40000000_EAX")
-CPUID_40000000_EBX = get("CPUID_40000000_EBX")
-CPUID_40000000_ECX = get("CPUID_40000000_ECX")
-CPUID_40000000_EDX = get("CPUID_40000000_EDX")
-CPUID_40000010_EAX = get("CPUID_40000010_EAX")
-CPUID_40000010_EBX = get("CPUID_40000010_EBX")
-IOAPIC_REDTBL = get("IOAPIC_REDTBL")
+#: The built-in registers offered as module constants (``mvnb.regs.TIMER_CCR``). They are
+#: looked up on first use (PEP 562), so ``import mvnb`` does not parse the YAML specs.
+_CONSTANTS = frozenset(__all__[:__all__.index("CpuidLocation")])
+
+
+def __getattr__(name: str) -> RegisterSpec:
+    if name in _CONSTANTS:
+        spec = get(name)
+        globals()[name] = spec
+        return spec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _CONSTANTS)

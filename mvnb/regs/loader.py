@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import SpecError
 from .spec import (
     ACCESS,
@@ -52,9 +50,6 @@ _FIELD_KEYS = {"name", "bits", "description", "access", "enum", "in_place", "res
 _REF_KEYS = {"document", "edition", "section", "figure", "table", "note"}
 
 
-#: libyaml's parser where PyYAML was built with it (about ten times faster than the pure one).
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 def load_file(path: str | Path) -> dict[str, RegisterSpec]:
     """Read one YAML spec file into ``{name: RegisterSpec}`` (in file order)."""
     path = Path(path)
@@ -62,8 +57,12 @@ def load_file(path: str | Path) -> dict[str, RegisterSpec]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{path}: cannot read register spec file: {exc.strerror}") from exc
+    import yaml  # here, not at import: ``import mvnb`` parses no spec until one is used
+
+    # libyaml's parser where PyYAML was built with it (about ten times faster than the pure one)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        doc = yaml.load(text, Loader=_LOADER)
+        doc = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     return parse_specs(doc, source=str(path))

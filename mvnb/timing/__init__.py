@@ -36,10 +36,12 @@ from mvnb.timing.freebsd import (
 )
 from mvnb.timing.linux import (
     APIC_DIVISOR,
+    LINUX_APIC_CAL_VARIABLES,
     ApicCheck,
     LinuxApicCalibration,
     linux_calibrate_apic,
 )
+from mvnb.timing.linux_apic_verbose import LinuxApicVerbose, linux_apic_verbose
 from mvnb.timing.netbsd import NetbsdLapicCalibration, netbsd_calibrate_lapic
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "DUMMY_TC_FREQUENCY",
     "HOST_TIME_COLUMNS",
     "HPET_HZ",
+    "LINUX_APIC_CAL_VARIABLES",
     "PIT_BITS",
     "PIT_HZ",
     "QEMU_LAPIC_BUS_HZ",
@@ -60,6 +63,7 @@ __all__ = [
     "HostTimeWarning",
     "Jitter",
     "LinuxApicCalibration",
+    "LinuxApicVerbose",
     "NetbsdLapicCalibration",
     "RateFit",
     "clockcalib",
@@ -72,11 +76,13 @@ __all__ = [
     "jiffies_seconds",
     "jitter",
     "lapic_timer_hz",
+    "linux_apic_verbose",
     "linux_calibrate_apic",
     "netbsd_calibrate_lapic",
     "plot_clockcalib",
     "plot_counts",
     "plot_drift",
+    "plot_intervals",
     "plot_rate_histogram",
     "plot_residuals",
     "sample_attrs",
@@ -85,8 +91,8 @@ __all__ = [
     "windowed_drift",
 ]
 
-_PLOTS = ("plot_clockcalib", "plot_counts", "plot_drift", "plot_rate_histogram",
-          "plot_residuals")
+_PLOTS = ("plot_clockcalib", "plot_counts", "plot_drift", "plot_intervals",
+          "plot_rate_histogram", "plot_residuals")
 
 
 def __getattr__(name: str) -> Any:

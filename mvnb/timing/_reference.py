@@ -3,9 +3,12 @@
 While GDB holds the guest stopped, QEMU's guest clocks (LAPIC timer, PIT, HPET, the TCG
 TSC) stand still and the host's monotonic clock keeps going (seen on QEMU 7.2: the LAPIC
 current count read twice 2 s apart during one stop was identical; shared/facts/
-x86-apic.md).  Every sample ``Session.sample`` takes is such a stop, so a rate of a guest
-clock against ``host_ns`` measures the stops, not the guest clock.  The analysis says so
-with a :class:`HostTimeWarning` instead of reporting the gap as drift.
+x86-apic.md). The stop and the resume around it are not free: under free-running TCG each
+moves the guest's clocks by some thousands of LAPIC counts the guest did not spend on its
+own code (``frame.attrs["observer"]``, :mod:`mvnb.x86.observer`). Every sample
+``Session.sample`` takes is such a stop, so a rate of a guest clock against ``host_ns``
+measures the stops, not the guest clock. The analysis says so with a
+:class:`HostTimeWarning` instead of reporting the gap as drift.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ def host_reference_message(column: str) -> str:
     """What to tell the reader when ``column`` (host time) is used as a clock."""
     return (
         f"{column!r} is host monotonic time. QEMU's guest clocks (LAPIC, PIT, HPET, the TCG "
-        "TSC) stand still while GDB holds the guest at each sample, and host time does not, "
+        "TSC) stand still while GDB holds the guest at each sample (only the stop and resume "
+        "around it move them a little, see frame.attrs['observer']), and host time does not, "
         f"so a rate against {column!r} measures how long the stops took, not drift. Use a "
         "guest clock as the reference, or set frame.attrs['stops'] = False if the guest "
         "really ran between these rows."

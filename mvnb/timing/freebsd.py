@@ -16,12 +16,15 @@ failure comes at exactly ``t1 == 1000001``.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from mvnb.timing.compare import side_by_side
 
 __all__ = ["DUMMY_TC_FREQUENCY", "ClockCalibration", "clockcalib", "dummy_timecounter"]
 
@@ -129,6 +132,29 @@ class ClockCalibration:
         if self.messages:
             lines.append("Kernel messages: " + " | ".join(self.messages))
         return "\n".join(lines)
+
+    def compare(self, kernel_values: Mapping[str, int]) -> pd.DataFrame:
+        """Beside what the kernel kept. For the LAPIC (sys/x86/x86/local_apic.c,
+        ``lapic_calibrate_initcount``): ``count_freq = freq * 2 / lapic_timer_divisor``,
+        both statics readable once the calibration is over, so ``freq`` is compared as
+        ``count_freq * lapic_timer_divisor / 2``; for the TSC, ``tsc_freq`` directly.
+        Columns ``replay``, ``kernel``, ``diff``, ``ppm``."""
+        unknown = sorted(set(kernel_values) - {"count_freq", "lapic_timer_divisor",
+                                               "tsc_freq"})
+        if unknown:
+            raise KeyError(f"{unknown}: compare with count_freq and lapic_timer_divisor "
+                           "(the LAPIC) or tsc_freq (the TSC)")
+        rows: list[tuple[str, int | None, int | None]] = []
+        if "count_freq" in kernel_values:
+            divisor = kernel_values.get("lapic_timer_divisor")
+            if divisor is None:
+                raise KeyError("count_freq needs lapic_timer_divisor beside it "
+                               "(count_freq = freq * 2 / lapic_timer_divisor)")
+            rows.append(("freq", self.frequency,
+                         int(kernel_values["count_freq"]) * int(divisor) // 2))
+        if "tsc_freq" in kernel_values:
+            rows.append(("tsc_freq", self.frequency, int(kernel_values["tsc_freq"])))
+        return side_by_side(rows)
 
     def __str__(self) -> str:
         return self.explain()

@@ -11,11 +11,14 @@ to the nearest 1000 Hz, and ``lapic_tval`` is the periodic reload for ``hz``.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from mvnb.timing.compare import side_by_side
 
 __all__ = ["NetbsdLapicCalibration", "netbsd_calibrate_lapic"]
 
@@ -45,6 +48,19 @@ class NetbsdLapicCalibration:
             f"{self.lapic_per_second:,}. Periodic reload for hz={self.hz}: lapic_tval = "
             f"{self.lapic_tval:,}."
         )
+
+    def compare(self, kernel_values: Mapping[str, int]) -> pd.DataFrame:
+        """Beside the kernel's own results: ``lapic_per_second`` and ``lapic_tval`` are
+        globals in sys/arch/x86/x86/lapic.c, readable once the calibration is over (e.g.
+        ``s.sample(..., after=["lapic_per_second", "lapic_tval"])``). Columns ``replay``,
+        ``kernel``, ``diff``, ``ppm`` (:func:`mvnb.timing.compare.side_by_side`)."""
+        unknown = sorted(set(kernel_values) - {"lapic_per_second", "lapic_tval"})
+        if unknown:
+            raise KeyError(f"{unknown}: NetBSD keeps lapic_per_second and lapic_tval")
+        return side_by_side([
+            ("lapic_per_second", self.lapic_per_second, kernel_values.get("lapic_per_second")),
+            ("lapic_tval", self.lapic_tval, kernel_values.get("lapic_tval")),
+        ])
 
     def __str__(self) -> str:
         return self.explain()

@@ -9,6 +9,7 @@ decimated for drawing only; fits and statistics use every sample.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = [
     "plot_clockcalib",
     "plot_counts",
     "plot_drift",
+    "plot_intervals",
     "plot_rate_histogram",
     "plot_residuals",
 ]
@@ -166,6 +168,58 @@ def plot_drift(
             color="#b00020",
             fontsize="small",
         )
+    return fig
+
+
+def plot_intervals(
+    frames: Mapping[str, pd.DataFrame] | pd.DataFrame,
+    column: str,
+    *,
+    x: str | None = None,
+    reference: float | None = None,
+    reference_label: str | None = None,
+    logy: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """How far ``column`` moved between successive rows, one series per frame.
+
+    For comparing runs of the same experiment: the LAPIC counts between successive
+    ``lapic_cal_handler`` hits of a free-running and an ``icount`` boot, say
+    (``{"TCG": a, "icount": b}``). A counter that runs down over the frame (the LAPIC
+    current count) is drawn as the positive counts it ran down. Each interval is placed at
+    the later row's ``x`` (default: the row's position). ``reference`` draws a horizontal
+    line, e.g. what an undisturbed interval would be.
+    """
+    if isinstance(frames, pd.DataFrame):
+        frames = {column: frames}
+    if not frames:
+        raise ValueError("plot_intervals needs at least one frame")
+    fig, ax = _figure()
+    down_any = False
+    for name, frame in frames.items():
+        if column not in frame.columns:
+            raise KeyError(f"frame {name!r} has no column {column!r}; it has "
+                           f"{list(frame.columns)}")
+        if x is not None and x not in frame.columns:
+            raise KeyError(f"frame {name!r} has no column {x!r} for x; it has "
+                           f"{list(frame.columns)}")
+        values = frame[column].to_numpy(dtype=np.float64)
+        steps = np.diff(values)
+        down = values.size > 1 and values[-1] < values[0]
+        down_any |= down
+        where = (frame[x].to_numpy()[1:] if x is not None
+                 else np.arange(1, values.size))
+        ax.plot(where, -steps if down else steps, ".-", ms=5, lw=1,
+                label=f"{name} ({steps.size} intervals)")
+    if reference is not None:
+        ax.axhline(reference, color="0.4", lw=1, ls="--",
+                   label=reference_label or f"reference {reference:,.0f}")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(x or "row")
+    ax.set_ylabel(f"{column}{' counted down' if down_any else ''} since the previous row")
+    ax.set_title(title or f"{column} between successive rows")
+    ax.legend(loc="best", fontsize="small")
     return fig
 
 

@@ -6,8 +6,9 @@ few microseconds of host time; on a busy host it fails now and then ("tsc: Unabl
 calibrate against PIT"; microvm offers no HPET or PM timer to fall back on), the TSC is
 marked unstable, and the kernel then waits in ``calibrate_delay_converge`` for a jiffies
 tick that the PIT does not deliver at that point of a microvm boot: it never reaches the
-LAPIC calibration. Seen in about half of the boots on a 2-core machine, and in nearly all
-of them while other guests ran (2026-11).
+LAPIC calibration. Seen in every one of 32 free-running boots on a 2-core host at a load
+average of 6-9 (``data/tsc_trap.csv``, QEMU 7.2 and 10.0), in about half on a quieter one,
+and never under ``icount`` (2026-11).
 
 ``boot_to`` stops at ``calibrate_delay_converge`` when that happens and boots again. The
 next boot passes ``tsc_early_khz=<host TSC kHz>`` when the host's TSC frequency can be

@@ -40,7 +40,8 @@ TSC_CALIBRATION = Trap(
     cause=("its TSC calibration against the PIT failed (the console says 'tsc: Unable to "
            "calibrate against PIT'; vm.serial() shows it), and on microvm under TCG Linux "
            "then waits here for a jiffies tick that never comes; it happens on a busy host, "
-           "about one boot in two on a 2-core machine"),
+           "every free-running boot on a loaded 2-core host in a 64-boot sweep, about one in "
+           "two on a quieter one"),
     remedy=("Boot with mvnb.boot_to(guest, location), which notices this and boots again "
             "with tsc_early_khz=<the host's TSC kHz> on the command line, or put "
             "tsc_early_khz=<kHz> on the guest's command line yourself "

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..regs.lapic import parse_info_lapic
+from .observer import measure_observer
 
 if TYPE_CHECKING:
     from ..gdb import Session
@@ -28,8 +29,11 @@ class LapicColumn:
     each stop (one monitor read serves every LAPIC column of a row)."""
 
     expression = None
+    steps = 0  # guest instructions one read executes
     cost = ("a stop at every hit, then one QEMU monitor round trip ('info lapic') shared by "
-            "the row's LAPIC columns")
+            "the row's LAPIC columns; the guest does not run for it, so the value is the "
+            "one the stop froze")
+    observer = staticmethod(measure_observer)
 
     def __init__(self, name: str) -> None:
         if name not in LAPIC_TIMER_REGISTERS:

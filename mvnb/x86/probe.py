@@ -20,12 +20,14 @@ back and :class:`ProbeFault` is raised.
 
 from __future__ import annotations
 
+import collections
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Error, GdbError, ProbeFault
+from ..regs.lapic import parse_info_lapic
 
 if TYPE_CHECKING:
     from ..gdb import Session
@@ -50,11 +52,15 @@ _SCAN_LIMIT = 64 << 20
 
 @dataclass(frozen=True)
 class Instruction:
-    """An instruction to find in kernel text: mnemonic, encoding, functions known to hold it."""
+    """An instruction to find in kernel text: mnemonic (with operands where they matter, as
+    GDB disassembles them: ``in (%dx),%eax``), encoding, functions known to hold it, and
+    whether kernel text may be scanned for its bytes (not for a one-byte opcode, whose
+    byte is everywhere)."""
 
     mnemonic: str
     opcode: bytes
     symbols: tuple[str, ...]
+    scan: bool = True
 
 
 #: Linux: verify_cpu (arch/x86/kernel/verify_cpu.S); NetBSD: x86_cpuid2 (cpufunc.S).
@@ -91,9 +97,9 @@ def find(s: Session, insn: Instruction, *, timeout: float | None = 30.0) -> int:
         except GdbError:
             continue
         for item in listing.get("asm_insns", []):
-            if item.get("inst", "").split() == [insn.mnemonic]:
+            if item.get("inst", "").split() == insn.mnemonic.split():
                 return int(item["address"], 16)
-    for start_sym, end_sym in _TEXT_BOUNDS:
+    for start_sym, end_sym in _TEXT_BOUNDS if insn.scan else ():
         try:
             start, end = s.eval_many([f"(unsigned long)&{start_sym}", f"(unsigned long)&{end_sym}"])
         except GdbError:
@@ -103,8 +109,9 @@ def find(s: Session, insn: Instruction, *, timeout: float | None = 30.0) -> int:
             at = data.find(insn.opcode)
             if at >= 0:
                 return base + at
+    scanned = " and scanned the text" if insn.scan else ""
     raise Error(f"no {insn.mnemonic} instruction found in the kernel text (looked in "
-                f"{', '.join(insn.symbols)} and scanned the text); are the symbols loaded?")
+                f"{', '.join(insn.symbols)}{scanned}); are the symbols loaded?")
 
 
 class Prober:
@@ -113,6 +120,12 @@ class Prober:
 
     def __init__(self, session: Session) -> None:
         self.s = session
+        #: Each probe's step resumes the guest for one instruction, and that moves its
+        #: clocks (under TCG some thousands of LAPIC counts, see mvnb.x86.observer). With
+        #: ``track_clocks`` (and QEMU's monitor) every probe reads the LAPIC timer before
+        #: and after and appends ``{"insn", "lapic"}`` (counts it moved) to ``moved``.
+        self.track_clocks = True
+        self.moved: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self._sites: dict[str, int] = {}
         self._multiprocess: bool | None = None
         self._numbers: dict[str, int] | None = None
@@ -160,6 +173,8 @@ class Prober:
         wanted = None if outputs is None else (*outputs, "rip")
         thread = self._thread_id(timeout)
         results: list[dict[str, int] | ProbeFault] = []
+        track = self.track_clocks and s.capabilities.monitor
+        before = lapic_timer(s) if track else None
         try:
             for one in inputs:
                 self.write_registers({**one, "rip": address})
@@ -180,6 +195,12 @@ class Prober:
                 self._restore(saved, stack_at, stack)
         finally:
             self._restore(saved, stack_at, stack)
+            if before is not None:
+                try:
+                    moved = lapic_counted(before, lapic_timer(s))
+                except Error:
+                    moved = None
+                self.moved.append({"insn": what, "lapic": moved})
         return results
 
     def write_registers(self, values: Mapping[str, int]) -> None:
@@ -247,3 +268,19 @@ class Prober:
         if wrong:
             raise Error(f"could not restore {', '.join(wrong)} after a probe; the guest "
                         "state is changed: do not continue it")
+
+
+def lapic_timer(s: Session) -> tuple[int, int]:
+    """The LAPIC timer's current and initial count, from QEMU's ``info lapic`` (the guest
+    does not run for it)."""
+    regs = parse_info_lapic(s.monitor("info lapic"))
+    return regs["TIMER_CCR"] & 0xFFFF_FFFF, regs["TIMER_ICR"] & 0xFFFF_FFFF
+
+
+def lapic_counted(before: tuple[int, int], after: tuple[int, int]) -> int | None:
+    """LAPIC counts between two reads of the down-counter (a periodic reload adds the
+    initial count); None when the timer is stopped (initial count 0)."""
+    (c1, icr), (c2, _) = before, after
+    if icr == 0:
+        return None
+    return c1 - c2 if c2 <= c1 else c1 + (icr - c2)

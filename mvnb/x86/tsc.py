@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .observer import measure_observer
 from .probe import Instruction
 
 if TYPE_CHECKING:
@@ -33,8 +34,12 @@ class TscReader:
 
     name = "TSC"
     expression = None
+    steps = 1  # guest instructions one read executes
     cost = ("a stop at every hit, then one rdtsc executed in the guest (about ten MI round "
-            "trips; QEMU masks interrupts and timers during the step)")
+            "trips; QEMU masks interrupts during the step). The step resumes the guest for "
+            "one instruction, which moves its clocks like a stop does (under TCG some "
+            "thousands of LAPIC counts: attrs['observer']['lapic_per_probe'])")
+    observer = staticmethod(measure_observer)
 
     def __init__(self, rdtsc: int | None = None) -> None:
         self.rdtsc = rdtsc

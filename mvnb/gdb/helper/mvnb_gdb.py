@@ -10,6 +10,7 @@ standard library.
 """
 
 import json
+import re
 import time
 
 import gdb  # type: ignore[import-not-found]
@@ -261,7 +262,9 @@ class Collector(gdb.Breakpoint):
     Used by ``Session.sample``: reading inside ``stop()`` costs a few microseconds where a
     stop + MI round trip costs a millisecond. The hit that reaches ``count`` stops; with
     ``stop_every`` every hit stops (mvnb's MI loop then adds columns GDB's Python cannot
-    read inside ``stop()``, such as an ``rdtsc`` executed in the guest).
+    read inside ``stop()``, such as an ``rdtsc`` executed in the guest). ``halt`` makes the
+    next hit stop: an ``-exec-interrupt`` can be lost when it meets a hit (see
+    ``CollectControlCommand``), the halted collector cannot.
     """
 
     def __init__(self, spec, exprs, count, hardware, stop_every=False):
@@ -270,6 +273,7 @@ class Collector(gdb.Breakpoint):
         self.exprs = list(exprs)
         self.count = count
         self.stop_every = bool(stop_every)
+        self.halt = False
         self.hits = 0
         self.rows = []
         self.errors = []
@@ -287,16 +291,71 @@ class Collector(gdb.Breakpoint):
 
     def stop(self):
         self.record()
-        return self.stop_every or (self.count is not None and self.hits >= self.count)
+        return (self.stop_every or self.halt
+                or (self.count is not None and self.hits >= self.count))
 
 
 COLLECTORS = {}
+_NO_SYMBOL = re.compile(r'No symbol "([^"]+)" in current context')
+
+
+def _location_blocks(location):
+    """The code blocks ``location`` resolves to; a GdbError naming it when it resolves to
+    nothing (so nothing is armed)."""
+    try:
+        _, sals = gdb.decode_line(location)
+    except gdb.error as error:
+        raise gdb.GdbError(f"cannot place a breakpoint at {location!r}: {error}") from None
+    blocks = []
+    for sal in sals or ():
+        try:
+            blocks.append(gdb.block_for_pc(sal.pc))
+        except (gdb.error, RuntimeError):
+            pass
+    if not sals:
+        raise gdb.GdbError(f"{location!r} resolves to no code address")
+    return [b for b in blocks if b is not None]
+
+
+def _in_scope(name, blocks):
+    for block in blocks:
+        try:
+            if gdb.lookup_symbol(name, block)[0] is not None:
+                return True
+        except gdb.error:
+            pass
+    return False
+
+
+def check_expressions(location, exprs):
+    """Refuse, before anything is armed, expressions GDB cannot parse or whose symbols exist
+    neither here nor at ``location``. ``whatis`` type-checks without side effects (no
+    function is called in the guest, no memory needs to be readable)."""
+    blocks = _location_blocks(location)
+    bad = []
+    for expr in exprs:
+        try:
+            gdb.execute(f"whatis {expr}", to_string=True)
+            continue
+        except gdb.MemoryError:
+            continue
+        except gdb.error as error:
+            message = str(error)
+        missing = _NO_SYMBOL.match(message)
+        if missing and _in_scope(missing.group(1), blocks):
+            continue  # a local or parameter of the function at the location
+        if missing or message.startswith(("A syntax error", "No symbol table")):
+            bad.append(f"{expr!r}: {message}")
+    if bad:
+        raise gdb.GdbError("cannot sample " + "; ".join(bad))
 
 
 class CollectStartCommand(gdb.MICommand):
     """-mvnb-collect-start JSON{location, exprs, count, hardware, stop_every}: arm one.
 
-    Answers the breakpoint number and its address (0 when GDB gives several or none).
+    The location and the expressions are checked first (``check_expressions``): an error
+    leaves no breakpoint behind. Answers the breakpoint number and its address (0 when
+    GDB gives several or none).
     """
 
     def __init__(self):
@@ -304,6 +363,7 @@ class CollectStartCommand(gdb.MICommand):
 
     def invoke(self, argv):
         spec = json.loads(argv[0])
+        check_expressions(spec["location"], spec["exprs"])
         try:
             collector = Collector(spec["location"], spec["exprs"], spec.get("count"),
                                   spec.get("hardware", True), spec.get("stop_every", False))
@@ -323,7 +383,11 @@ def _collector(number):
 
 
 class CollectFetchCommand(gdb.MICommand):
-    """-mvnb-collect-fetch NUMBER [delete]: rows collected since the last fetch."""
+    """-mvnb-collect-fetch NUMBER [delete]: rows collected since the last fetch.
+
+    With ``delete`` the collector is deleted too, in the same command, so the rows and the
+    breakpoint go together (a fetch that is lost leaves neither behind).
+    """
 
     def __init__(self):
         super().__init__("-mvnb-collect-fetch")
@@ -334,12 +398,20 @@ class CollectFetchCommand(gdb.MICommand):
         errors, collector.errors = collector.errors[:10], []
         if len(argv) > 1 and argv[1] == "delete":
             COLLECTORS.pop(collector.number, None)
-            collector.delete()
+            if collector.is_valid():
+                collector.delete()
         return {"json": json.dumps({"rows": rows, "errors": errors, "hits": collector.hits})}
 
 
 class CollectControlCommand(gdb.MICommand):
-    """-mvnb-collect-control NUMBER record: take a row now (the target sits at the location)."""
+    """-mvnb-collect-control NUMBER record|halt: take a row now (the target sits at the
+    location), or make the next hit stop.
+
+    ``halt`` exists because GDB 13 drops an ``-exec-interrupt`` that arrives while a stop
+    reply is already queued (remote.c: "the pending stop events will be collected"); when
+    that stop is a collector hit whose ``stop()`` says no, GDB resumes and the interrupt is
+    lost. A halted collector stops at its next hit instead.
+    """
 
     def __init__(self):
         super().__init__("-mvnb-collect-control")
@@ -348,6 +420,8 @@ class CollectControlCommand(gdb.MICommand):
         collector = _collector(argv[0])
         if argv[1] == "record":
             collector.record()
+        elif argv[1] == "halt":
+            collector.halt = True
         else:
             raise gdb.GdbError(f"unknown collector action {argv[1]!r}")
         return {"hits": str(collector.hits)}

@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mvnb.errors import MIProtocolError
-from mvnb.gdb.mi.records import AsyncRecord, ResultRecord, StreamRecord, parse_line, quote
+from mvnb.gdb.mi.records import (
+    AsyncRecord,
+    ResultRecord,
+    StreamRecord,
+    fast_result,
+    parse_bytes,
+    parse_general,
+    parse_line,
+    quote,
+)
 
 
 def test_result_with_token_and_payload() -> None:
@@ -141,3 +150,35 @@ def test_quote_round_trips_through_pygdbmi(text: str) -> None:
     record = parse_line(f"1^done,value={quote(text)}")
     assert isinstance(record, ResultRecord)
     assert record.payload["value"] == text
+
+
+@pytest.mark.parametrize("line", [
+    b'4^done,json="[1]",value="second field"',  # an unescaped quote: not one json field
+    b'4^done,json="caf\xc3\xa9"',  # not json.dumps output (non-ASCII)
+    b'4^done,json="a\\033b"',  # a C escape that is no JSON escape: pygdbmi reads it
+])
+def test_fast_path_leaves_other_lines_to_pygdbmi(line: bytes) -> None:
+    assert fast_result(line) is None
+    record = parse_bytes(line)
+    assert isinstance(record, ResultRecord) and record.token == 4
+    assert record.payload == parse_line(line.decode()).payload  # type: ignore[union-attr]
+
+
+def test_fast_path_without_payload() -> None:
+    assert fast_result(b"7^running") == (7, "running", {})
+    assert fast_result(b"7^done\r") == (7, "done", {})
+    assert fast_result(b"^done") is None  # no token: pygdbmi's path
+
+
+@pytest.mark.parametrize("line", [
+    '3^done,value="0xffffffff81000000 <_text>"',
+    '^error,msg="No symbol \\"x\\" in current context."',
+    '*stopped,reason="breakpoint-hit",bkptno="2",frame={func="f"}',
+    '+download,{section=".text"}',
+    '~"text\\n"',
+    "(gdb) ",
+    "",
+])
+def test_general_parser_agrees_with_parse_line(line: str) -> None:
+    """The transport's path for lines fast_result declined: the same records."""
+    assert parse_general(line) == parse_line(line)

@@ -19,7 +19,7 @@ import pytest
 
 from mvnb.errors import GdbError, MIProtocolError, SessionClosed, TargetTimeout
 from mvnb.gdb.mi.records import AsyncRecord, ResultRecord, StreamRecord
-from mvnb.gdb.mi.transport import Transport
+from mvnb.gdb.mi.transport import Pending, Transport
 
 FAKE_GDB = r'''
 import os, re, sys
@@ -32,6 +32,7 @@ def line(text):
     out(text + "\n")
 
 held = {}
+lose = 0  # interrupts to lose, like GDB 13 at a hit it resumes by itself
 for raw in sys.stdin:
     m = re.match(r"(\d*)(-[\w-]+)\s*(.*)", raw.rstrip("\n"))
     token, cmd, arg = m.group(1), m.group(2), m.group(3)
@@ -82,6 +83,27 @@ for raw in sys.stdin:
         line(f'{held.pop(arg)}^done,value="late"')
         line(f'{token}^done,value="answered"')
         line("(gdb) ")
+    elif cmd == "-held":  # prints a little, then its answer waits for -release NAME
+        line(f'~"{arg} starts\\n"')
+        held[arg] = token
+    elif cmd == "-release":  # the held command finishes, then this one runs
+        line(f'@"{arg} ends\\n"')
+        line(f'{held.pop(arg)}^done,value="{arg}"')
+        line("(gdb) ")
+        line(f'=released,name="{arg}"')
+        line('~"released\\n"')
+        line(f"{token}^done")
+        line("(gdb) ")
+    elif cmd == "-lose-interrupts":
+        lose = int(arg)
+        out(f"{token}^done\n(gdb) \n")
+    elif cmd == "-exec-interrupt":
+        line(f"{token}^done")
+        line("(gdb) ")
+        if lose:
+            lose -= 1
+        else:
+            line('*stopped,reason="signal-received",signal-name="SIGINT",thread-id="1"')
     elif cmd == "-split":
         out(f"{token}^do")  # the rest after the next command arrives
         held["split"] = token
@@ -168,6 +190,17 @@ def test_wait_stopped_times_out_without_a_stop(mi: Transport) -> None:
     assert mi.command("-ok", timeout=10).cls == "done"
 
 
+def test_wait_stopped_repeats_a_lost_interrupt(mi: Transport) -> None:
+    mi.command("-lose-interrupts 2", timeout=10)
+    seq = mi.stop_seq
+    mi.command("-exec-interrupt", timeout=10)
+    assert mi.wait_stopped(seq, 0.2) is None  # lost: nothing more comes
+    stop = mi.wait_stopped(seq, 10, interrupt_every=0.05)
+    assert stop is not None and stop.payload["signal-name"] == "SIGINT"
+    assert mi.state == "stopped"
+    assert mi.command("-ok", timeout=10).cls == "done"
+
+
 def test_async_records_read_by_the_background_thread(mi: Transport,
                                                      events: list[AsyncRecord]) -> None:
     """``send`` without waiting: nobody leads, so the background thread reads everything."""
@@ -239,6 +272,65 @@ def test_timeout_then_late_result_goes_to_stray(mi: Transport) -> None:
     assert mi.command("-answer a", timeout=10).payload == {"value": "answered"}
     assert any(isinstance(r, ResultRecord) and r.payload.get("value") == "late"
                for r in mi.stray)
+    assert mi.command("-ok", timeout=10).cls == "done"
+
+
+def test_timed_out_command_swallows_its_own_late_output(mi: Transport) -> None:
+    """Issue 8: its output went to the next command (the next ``text()`` held both)."""
+    with pytest.raises(TargetTimeout, match="-held a"):
+        mi.command("-held a", timeout=0.05)
+    after = mi.command("-release a", timeout=10)
+    assert after.text() == "released\n"
+    assert after.streams == (StreamRecord("console", "released\n"),)
+    late = [r for r in mi.stray if isinstance(r, ResultRecord) and r.payload == {"value": "a"}]
+    assert len(late) == 1
+    assert late[0].text() == "a starts\na ends\n"  # kept with its own result, nobody else's
+    assert mi.command("-streams", timeout=10).text() == "console text\ntarget text\n"
+
+
+def test_result_between_timeout_and_abandon_is_returned(
+        mi: Transport, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer lands after the wait timed out and before the command is given up on."""
+    released = threading.Event()
+    mi.on_async = lambda record: released.set() if record.cls == "released" else None
+    give_up = Transport._abandon
+
+    def answer_first(self: Transport, pending: Pending) -> object:
+        monkeypatch.setattr(Transport, "_abandon", give_up)
+        self.send("-release c")  # GDB answers now; wait until that answer has been read
+        assert released.wait(10)
+        return give_up(self, pending)
+
+    monkeypatch.setattr(Transport, "_abandon", answer_first)
+    result = mi.command("-held c", timeout=0.05)
+    assert result.payload == {"value": "c"}
+    assert result.text() == "c starts\nc ends\n"
+    assert mi.command("-ok", timeout=10).cls == "done"
+
+
+def test_abandoned_command_can_be_waited_for_again(mi: Transport) -> None:
+    held = mi.send("-held d")
+    with pytest.raises(TargetTimeout):
+        held.wait(0.05)
+    mi.command("-release d", timeout=10)
+    assert held.wait(10).payload == {"value": "d"}
+
+
+def test_flag_setting_sigint_handler_keeps_the_wait_going(mi: Transport) -> None:
+    """A handler that does not raise (Session.sample's Ctrl-C flag) runs at once, and the
+    wait goes on to its end; the handler is put back afterwards."""
+    caught = threading.Event()
+    main = threading.get_ident()
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.set())
+    fire = threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGINT))
+    try:
+        fire.start()
+        assert mi.wait_stopped(mi.stop_seq, timeout=0.5) is None
+        assert caught.is_set()
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    finally:
+        fire.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert mi.command("-ok", timeout=10).cls == "done"
 
 

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["Capabilities", "Owner", "Session", "current", "use"]
 
 _INTERRUPT_GRACE = 10.0
+_REINTERRUPT = 0.25  # an interrupt can be lost at an auto-resumed hit: see wait_stopped
 _CONNECT_TIMEOUT = 15.0  # a stub answers in milliseconds; one that is busy never does
 _EXITED = ("exited", "exited-normally", "exited-signalled")
 _sessions: list[weakref.ref[Session]] = []
@@ -335,7 +336,7 @@ class Session:
             return None
         seq = self._transport.stop_seq
         self.mi("-exec-interrupt", timeout=timeout)
-        record = self._transport.wait_stopped(seq, timeout)
+        record = self._transport.wait_stopped(seq, timeout, interrupt_every=_REINTERRUPT)
         if record is None:
             if self._transport.state in ("exited", "closed"):
                 raise self._gone_error()
@@ -396,7 +397,8 @@ class Session:
             return None
         if self._transport.stop_seq <= seq:
             self._transport.send("-exec-interrupt")
-        record = self._transport.wait_stopped(seq, _INTERRUPT_GRACE)
+        record = self._transport.wait_stopped(seq, _INTERRUPT_GRACE,
+                                              interrupt_every=_REINTERRUPT)
         return self._stop(record) if record is not None else None
 
     def _stop(self, record: AsyncRecord) -> Stop:

@@ -118,12 +118,22 @@ def object_ref(value):
     return ref
 
 
+_INTEGRAL_CODES = frozenset(c for c, name in _CODES.items() if name in _INTEGRAL)
+
+
 def plain(value):
-    """A value as one plain Python object: int for integral types, float, else GDB's text."""
-    code = _CODES.get(value.type.strip_typedefs().code, "other")
-    if code in _INTEGRAL:
+    """A value as one plain Python object: int for integral types, float, else GDB's text.
+
+    Called once per expression by ``-mvnb-eval-many`` and the collector: the type's own
+    code is looked at first, so only a typedef costs a ``strip_typedefs()``.
+    """
+    vtype = value.type
+    code = vtype.code
+    if code == gdb.TYPE_CODE_TYPEDEF:
+        code = vtype.strip_typedefs().code
+    if code in _INTEGRAL_CODES:
         return int(value)
-    if code == "float":
+    if code == gdb.TYPE_CODE_FLT:
         return float(value)
     return value.format_string()
 

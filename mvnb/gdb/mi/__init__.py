@@ -1,4 +1,5 @@
-"""GDB/MI: records (pure, no I/O) and the transport (one GDB process, one reader thread)."""
+"""GDB/MI: records (pure, no I/O), the dispatch of output lines, and the transport (one GDB
+process, read by the caller that waits)."""
 
 from .records import AsyncRecord, Record, ResultRecord, StreamRecord, parse_line, quote
 from .transport import Pending, Transport

@@ -6,16 +6,17 @@ edge of the transport (GDB manual, "GDB/MI Output Syntax").
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import re
+from json.decoder import scanstring
 from typing import Any, Literal
 
 from pygdbmi.gdbmiparser import parse_response
 
 from ...errors import MIProtocolError
 
-__all__ = ["AsyncRecord", "Record", "ResultRecord", "StreamRecord", "parse_line"]
+__all__ = ["AsyncRecord", "Record", "ResultRecord", "StreamRecord", "fast_result", "parse_bytes",
+           "parse_general", "parse_line", "result_record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,16 @@ class ResultRecord:
         """The stream output that came with this command (console and target by default)."""
         kinds = kinds or ("console", "target")
         return "".join(s.text for s in self.streams if s.kind in kinds)
+
+
+def result_record(token: int | None, cls: str, payload: dict[str, Any],
+                  streams: tuple[StreamRecord, ...]) -> ResultRecord:
+    """``ResultRecord(token, cls, payload, streams)`` in one step: the transport makes one
+    per command, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (twice as slow)."""
+    record = object.__new__(ResultRecord)
+    record.__dict__.update(token=token, cls=cls, payload=payload, streams=streams)
+    return record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +65,40 @@ Record = ResultRecord | AsyncRecord | StreamRecord
 
 _STREAM_KINDS = {"console": "console", "target": "target", "log": "log"}
 _ASYNC_PREFIX = {"*": "exec", "+": "status", "=": "notify"}
-# Fast path for mvnb's own MI commands: ``N^done,json="..."``. json.dumps escapes every
-# non-ASCII character, so GDB's C escaping can only have added \" and \\.
-_JSON_RESULT = re.compile(r'(\d+)\^done,json="(.*)"\s*$', re.S)
+# Fast path for result records without a payload and for mvnb's own MI commands,
+# ``N^done,json="..."``. json.dumps writes ASCII only, so GDB's C escaping of it adds only
+# \" and \\, which are JSON escapes too: the MI c-string is a JSON string literal, and
+# json's scanstring (C) unescapes it in one pass and stops at the first unescaped quote,
+# which must be the last character (else the line has a second field). Anything else takes
+# pygdbmi's path.
+_FAST_RESULT = re.compile(rb'(\d+)\^(done|running)(?:,json="(.*")|)\r?\Z', re.S)
+_CLASSES = {b"done": "done", b"running": "running"}
+
+
+def fast_result(line: bytes) -> tuple[int, str, dict[str, Any]] | None:
+    """``(token, class, payload)`` of a ``N^done``, ``N^running`` or ``N^done,json="..."``
+    line (bytes, newline removed); None for any other line."""
+    fast = _FAST_RESULT.match(line)
+    if fast is None:
+        return None
+    token, cls, raw = fast.groups()
+    if raw is None:
+        return int(token), _CLASSES[cls], {}
+    try:
+        text, end = scanstring(raw.decode("ascii"), 0)
+    except ValueError:  # UnicodeDecodeError too: not json.dumps output
+        return None
+    if end != len(raw):
+        return None
+    return int(token), _CLASSES[cls], {"json": text}
+
+
+def parse_bytes(line: bytes) -> Record | None:
+    """``parse_line`` for one line as read from GDB's stdout (bytes, newline removed)."""
+    fast = fast_result(line)
+    if fast is not None:
+        return ResultRecord(*fast)
+    return parse_general(line.decode("utf-8", errors="replace"))
 
 
 def parse_line(line: str) -> Record | None:
@@ -65,13 +107,18 @@ def parse_line(line: str) -> Record | None:
     Raises ``MIProtocolError`` for a line that is not GDB/MI output.
     """
     stripped = line.rstrip("\r\n")
+    fast = fast_result(stripped.encode()) if "^" in stripped[:24] else None
+    if fast is not None:
+        return ResultRecord(*fast)
+    return parse_general(stripped)
+
+
+def parse_general(line: str) -> Record | None:
+    """``parse_line`` without the fast path, for a caller that already tried
+    ``fast_result`` on the line (the transport): pygdbmi's grammar for everything else."""
+    stripped = line.rstrip("\r\n")
     if not stripped or stripped == "(gdb) " or stripped == "(gdb)":
         return None
-    fast = _JSON_RESULT.match(stripped)
-    if fast is not None:
-        raw = fast.group(2)
-        text = codecs.decode(raw, "unicode_escape") if "\\" in raw else raw
-        return ResultRecord(int(fast.group(1)), "done", {"json": text})
     body = stripped.lstrip("0123456789")
     if body[:1] == "+":  # status records: pygdbmi knows only the "=" and "*" async forms
         stripped = f"{stripped[: len(stripped) - len(body)]}={body[1:]}"

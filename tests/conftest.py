@@ -238,10 +238,11 @@ def generic(qemu_build: QemuBuild) -> mvnb.Guest:
     return guest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def boot(guest: mvnb.Guest, qemu_build: QemuBuild):
     """``boot(location, **qemu_args) -> (vm, session, stop)`` on the test's QEMU build;
-    VMs close at the end."""
+    the VMs a test booted close when it ends (a session-wide list kept every guest of the
+    run alive, and running ones busy, until the end)."""
     started: list[mvnb.Qemu] = []
 
     def _boot(location: str = "lapic_cal_handler", **qemu_args):

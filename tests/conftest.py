@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import children
 
 import mvnb
 from mvnb.errors import Error
@@ -184,23 +185,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def _children() -> list[tuple[int, str]]:
     """Processes whose parent is this pytest process and that run qemu or gdb."""
-    me = str(os.getpid())
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        ppid = next((line.split()[1] for line in status.splitlines()
-                     if line.startswith("PPid:")), "")
-        state = next((line.split()[1] for line in status.splitlines()
-                      if line.startswith("State:")), "")
-        if ppid == me and state != "Z" and ("qemu-system" in cmdline or "gdb" in cmdline):
-            found.append((int(entry.name), cmdline.strip()))
-    return found
+    return children(lambda cmdline: "qemu-system" in cmdline or "gdb" in cmdline)
 
 
 def live_children() -> list[tuple[int, str]]:

@@ -12,9 +12,9 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from procs import children
 
 import mvnb
 from mvnb.vm import debian
@@ -22,20 +22,7 @@ from mvnb.vm import debian
 
 def _children(word: str) -> list[int]:
     """Live processes whose parent is this one and whose command line holds ``word``."""
-    me, found = str(os.getpid()), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == me and fields.get("State", "").split()[:1] != ["Z"]:
-            if word in cmdline:
-                found.append(int(entry.name))
-    return found
+    return [pid for pid, _ in children(lambda cmdline: word in cmdline)]
 
 
 @pytest.fixture

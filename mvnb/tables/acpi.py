@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FaultError
 from . import render
 from ._bytes import ACPI_SIGNATURES, text, uint
+from ._scan import paragraphs
 from .findings import Finding, checksum
 
 if TYPE_CHECKING:
@@ -104,18 +105,10 @@ def find_rsdp(session: Session, *, timeout: float | None = 30.0) -> RSDP | None:
     except FaultError:
         ebda = 0
     areas = ([(ebda, 1024)] if ebda else []) + [(0xE0000, 0x20000)]
-    for start, size in areas:
-        try:
-            data = session.read_physical(start, size, timeout=timeout)
-        except FaultError:
-            continue
-        at = data.find(b"RSD PTR ")
-        while at >= 0:
-            if at % 16 == 0:
-                rsdp = RSDP.from_bytes(data[at : at + 36], start + at)
-                if rsdp.checksum_ok:
-                    return rsdp
-            at = data.find(b"RSD PTR ", at + 1)
+    for address, data in paragraphs(session, areas, b"RSD PTR ", 36, timeout=timeout):
+        rsdp = RSDP.from_bytes(data, address)
+        if rsdp.checksum_ok:
+            return rsdp
     return None
 
 

@@ -19,7 +19,7 @@ from . import render
 from ._bytes import uint
 from .acpi import HEADER_LENGTH, AcpiTable
 from .findings import context
-from .mp_entries import POLARITY, TRIGGER
+from .mp_entries import entry_row, inti_flags
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,12 +50,8 @@ class MadtEntry:
     size: ClassVar[int] = 2  # the length the spec gives this type
 
     def row(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"offset": self.offset, "type": self.type, "kind": self.kind,
-                               "length": self.length}
-        for field in dataclasses.fields(self):
-            if field.name not in ("type", "length", "offset", "raw"):
-                out[field.name] = getattr(self, field.name)
-        return out
+        return entry_row(self, {"offset": self.offset, "type": self.type, "kind": self.kind,
+                                "length": self.length}, ("type", "length", "offset", "raw"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +101,8 @@ class InterruptSourceOverride(MadtEntry):
 
     @classmethod
     def decode(cls, d: bytes, at: int) -> InterruptSourceOverride:
-        flags = uint(d, at + 8, 2) or 0
         return cls(d[at], d[at + 1], at, d[at + 2], d[at + 3], uint(d, at + 4, 4) or 0,
-                   POLARITY[flags & 3], TRIGGER[(flags >> 2) & 3])
+                   *inti_flags(d, at + 8))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,9 +117,7 @@ class NmiSource(MadtEntry):
 
     @classmethod
     def decode(cls, d: bytes, at: int) -> NmiSource:
-        flags = uint(d, at + 2, 2) or 0
-        return cls(d[at], d[at + 1], at, uint(d, at + 4, 4) or 0, POLARITY[flags & 3],
-                   TRIGGER[(flags >> 2) & 3])
+        return cls(d[at], d[at + 1], at, uint(d, at + 4, 4) or 0, *inti_flags(d, at + 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,9 +133,7 @@ class LocalApicNmi(MadtEntry):
 
     @classmethod
     def decode(cls, d: bytes, at: int) -> LocalApicNmi:
-        flags = uint(d, at + 3, 2) or 0
-        return cls(d[at], d[at + 1], at, d[at + 2], POLARITY[flags & 3],
-                   TRIGGER[(flags >> 2) & 3], d[at + 5])
+        return cls(d[at], d[at + 1], at, d[at + 2], *inti_flags(d, at + 3), d[at + 5])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,9 +180,8 @@ class LocalX2ApicNmi(MadtEntry):
 
     @classmethod
     def decode(cls, d: bytes, at: int) -> LocalX2ApicNmi:
-        flags = uint(d, at + 2, 2) or 0
-        return cls(d[at], d[at + 1], at, uint(d, at + 4, 4) or 0, POLARITY[flags & 3],
-                   TRIGGER[(flags >> 2) & 3], d[at + 8])
+        return cls(d[at], d[at + 1], at, uint(d, at + 4, 4) or 0, *inti_flags(d, at + 2),
+                   d[at + 8])
 
 
 @dataclasses.dataclass(frozen=True)

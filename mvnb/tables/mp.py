@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FaultError
 from . import render
 from ._bytes import describe, text, uint
+from ._scan import paragraphs
 from .findings import Finding, checksum, context
 from .mp_entries import (
     BASE_ENTRIES,
@@ -431,18 +432,11 @@ def find_mp(session: Session, *, timeout: float | None = 30.0) -> MPFloatingPoin
     (QEMU's microvm has none). A pointer whose checksum fails is returned, with its
     findings, only when no valid one exists."""
     suspect: MPFloatingPointer | None = None
-    for start, size in _areas(session, timeout):
-        try:
-            data = session.read_physical(start, size, timeout=timeout)
-        except FaultError:
-            continue
-        at = data.find(b"_MP_")
-        while at >= 0:
-            if at % 16 == 0:
-                pointer = MPFloatingPointer.from_bytes(data[at : at + 16], start + at)
-                if pointer.checksum_ok:
-                    return pointer
-                if suspect is None and pointer.length == 1:
-                    suspect = pointer
-            at = data.find(b"_MP_", at + 1)
+    for address, data in paragraphs(session, _areas(session, timeout), b"_MP_", 16,
+                                    timeout=timeout):
+        pointer = MPFloatingPointer.from_bytes(data, address)
+        if pointer.checksum_ok:
+            return pointer
+        if suspect is None and pointer.length == 1:
+            suspect = pointer
     return suspect

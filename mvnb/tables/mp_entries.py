@@ -34,6 +34,22 @@ POLARITY = {0: "conforms", 1: "active-high", 2: "reserved", 3: "active-low"}
 TRIGGER = {0: "conforms", 1: "edge", 2: "reserved", 3: "level"}
 
 
+def inti_flags(data: bytes, at: int) -> tuple[str, str]:
+    """Polarity and trigger mode of the 16-bit INTI flags at ``at`` (MP spec Table 4-10;
+    the MADT uses the same encoding, ACPI 6.5 Table 5.50)."""
+    flags = uint(data, at, 2) or 0
+    return POLARITY[flags & 3], TRIGGER[(flags >> 2) & 3]
+
+
+def entry_row(entry: Any, head: dict[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
+    """One table row: ``head``, then the entry's own dataclass fields but ``skip``."""
+    out = dict(head)
+    for field in dataclasses.fields(entry):
+        if field.name not in skip:
+            out[field.name] = getattr(entry, field.name)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class MPEntry:
     """A base entry: its ``type`` byte and its ``offset`` in the table."""
@@ -45,11 +61,8 @@ class MPEntry:
 
     def row(self) -> dict[str, Any]:
         """The entry as one table row (offset, type, kind, then its own fields)."""
-        out: dict[str, Any] = {"offset": self.offset, "type": self.type, "kind": self.kind}
-        for field in dataclasses.fields(self):
-            if field.name not in ("type", "offset", "raw"):
-                out[field.name] = getattr(self, field.name)
-        return out
+        return entry_row(self, {"offset": self.offset, "type": self.type, "kind": self.kind},
+                         ("type", "offset", "raw"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,9 +132,8 @@ class IoInterruptEntry(MPEntry):
 
     @classmethod
     def decode(cls, data: bytes, at: int) -> IoInterruptEntry:
-        flags = uint(data, at + 2, 2) or 0
         return cls(data[at], at, INTERRUPT_TYPES.get(data[at + 1], f"reserved {data[at + 1]}"),
-                   POLARITY[flags & 3], TRIGGER[(flags >> 2) & 3], data[at + 4], data[at + 5],
+                   *inti_flags(data, at + 2), data[at + 4], data[at + 5],
                    data[at + 6], data[at + 7])
 
 

@@ -165,6 +165,7 @@ class _Sampler:
         self.after: dict[str, Any] = {}
         self.after_at: str | None = None
         self.address = 0
+        self.at_location = False  # the guest sits at the collector's address
         self.steps_repeated = 0  # steps off a hit that did not move the pc (_step_off)
         # Stop-time sources that do not run the guest are read first, at the frozen stop.
         self.read_order = sorted((i for i, c in enumerate(cols) if not c.in_gdb),
@@ -210,6 +211,7 @@ class _Sampler:
               include_current: bool | None) -> None:
         try:
             here = self.s.eval_many(["$pc"])[0] == address if address else False
+            self.at_location = here
             if include_current or (include_current is None and here):
                 self.s.mi(f"-mvnb-collect-control {self.number} record")
                 self._row_at_stop()
@@ -236,12 +238,13 @@ class _Sampler:
             if self.flag.set:
                 self.rows.end("interrupt")
                 return
-            if self.address and not self._step_off():
+            if not self._step_off():
                 return
             self.s.cont(wait=False)
             stop = self._wait(limits, None)
             if stop is None or not self._is_hit(stop):
                 return
+            self.at_location = True
             self._row_at_stop()
             if self.rows.ended is not None:
                 return
@@ -257,8 +260,9 @@ class _Sampler:
         again (``attrs["steps_repeated"]`` counts them). The step is the stop-and-resume
         GDB's own step-over makes, so it costs the guest's clocks nothing more.
         """
-        if self.s.eval_many(["$pc"])[0] != self.address:
-            return True  # not at the location (the guest stopped before its first hit)
+        if not self.at_location:
+            return True  # the guest has not reached the location yet
+        self.at_location = False
         self.s.mi(f"-break-disable {self.number}")
         try:
             for _ in range(_STEP_OFF_TRIES):
